@@ -18,6 +18,7 @@ from ..errors import ToolError
 COMMANDS = {
     "verilog": "potgen.cli.verilog",
     "synth": "potgen.cli.synth",
+    "sweep": "potgen.cli.sweep",
     "bound": "potgen.cli.bound",
 }
 
