@@ -7,6 +7,8 @@
     potgen verilog mac --weight pot4 --act uint8 --acc-bits exact --weights col.npy -o mac.v
     potgen verilog accumulator --input-bits 15 --acc-bits 20 --overflow saturate -o acc.v
     potgen verilog adder-tree --n 8 --input-bits 15 --pipeline 1 -o tree.v
+    potgen verilog array --rows 8 --cols 8 --weight pot4 --act uint8 --dataflow os \
+        --acc-bits auto --k 64 -o array.v
 
 ``-o FILE.v`` writes ``FILE.v`` and ``FILE.json`` (the metadata: parameters, format
 specs, every port with width and signedness, latency, the bound method and its proved
@@ -29,12 +31,12 @@ from ..hw.export import emit, write
 from ..hw.mac import MAC_SIGN_MODES
 from ..hw.product import MULTIPLIER_IMPLEMENTATIONS, PRODUCT_UNITS, SIGN_MODES
 
-KINDS = ("product", "mac", "accumulator", "adder-tree")
+KINDS = ("product", "mac", "accumulator", "adder-tree", "array")
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "verilog", help="emit a product unit, MAC PE, accumulator or adder tree",
+        "verilog", help="emit a product unit, MAC PE, accumulator, adder tree or systolic array",
         description="Emit one component as a self-contained Verilog file and FILE.json "
                     "metadata. Identical options give byte-identical files.")
     kinds = parser.add_subparsers(dest="kind", metavar="KIND", parser_class=type(parser))
@@ -102,6 +104,9 @@ def register(subparsers) -> None:
     _pipeline(p, help="register stages spread over the adder levels (default 0)")
     _output(p, "adder_tree")
     p.set_defaults(func=_run_adder_tree)
+
+    from .verilog_array import add_array
+    add_array(kinds)
 
 
 # --- shared options -------------------------------------------------------------------
