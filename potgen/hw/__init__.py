@@ -1,4 +1,5 @@
-"""Amaranth hardware generators: product units, accumulators, adder trees, MAC PEs.
+"""Amaranth hardware generators: product units, accumulators, adder trees, MAC PEs,
+systolic arrays, requantization and the accelerator top.
 
 Every generator is an :class:`amaranth.lib.wiring.Component` whose parameters are
 checked in ``__init__``; derived widths and ``latency`` are properties and
@@ -6,11 +7,15 @@ checked in ``__init__``; derived widths and ``latency`` are properties and
 into Verilog plus metadata.
 """
 
+from .accelerator import Accelerator
 from .accumulator import Accumulator
 from .adder_tree import AdderTree
+from .array import SystolicArray
 from .export import emit, write
 from .mac import MacPE
 from .product import MultiplierProduct, ShiftAddProduct, product_unit
+from .requant import Requantizer
 
 __all__ = ["ShiftAddProduct", "MultiplierProduct", "product_unit", "Accumulator",
-           "AdderTree", "MacPE", "emit", "write"]
+           "AdderTree", "MacPE", "SystolicArray", "Requantizer", "Accelerator",
+           "emit", "write"]
