@@ -19,7 +19,6 @@ Levels are exact Python/NumPy integers; floats never enter the formats.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass

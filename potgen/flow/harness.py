@@ -111,7 +111,7 @@ class TimingHarness(wiring.Component):
         # drives) and the harness's own reset-less domain.
         m.domains.harness = ClockDomain("harness", reset_less=True)
         m.domains.sync = ClockDomain("sync")
-        m.submodules[DUT_NAME] = dut = self._dut
+        m.submodules[DUT_NAME] = self._dut
 
         chain = Signal(self.input_bits + 1, name="in_chain")
         m.d.harness += chain.eq(Cat(chain[1:], self.si))

@@ -53,14 +53,13 @@ the cycles in which ``busy`` was high since reset.
 
 from __future__ import annotations
 
-from numbers import Integral
-
 from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .array import SystolicArray
+from .checks import check_int
 from .requant import MAX_MULTIPLIER_BITS, Requantizer
 
 __all__ = ["Accelerator", "OPCODES", "COMMAND_BITS", "DATA_IN_BITS", "ARG_BITS",
@@ -80,14 +79,6 @@ DATA_IN_BITS = 32
 MAX_K = 1 << 16
 #: Width of the ``cycles`` status counter.
 CYCLE_COUNTER_BITS = 32
-
-
-def _check_int(value, param: str, lo: int, hi: int, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{param}={value!r}: expected an int {lo}..{hi} ({what})")
-    if not lo <= value <= hi:
-        raise ValueError(f"{param}={value}: must be {lo}..{hi} ({what})")
-    return int(value)
 
 
 class Accelerator(wiring.Component):
@@ -158,7 +149,7 @@ class Accelerator(wiring.Component):
                              "weight-stationary SystolicArray can be used on its own)")
         if dataflow != "os":
             raise ValueError(f"dataflow={dataflow!r}: allowed value is 'os'")
-        self._k_max = _check_int(k_max, "k_max", 1, MAX_K, "buffer depth, longest K")
+        self._k_max = check_int(k_max, "k_max", 1, MAX_K, "buffer depth, longest K")
         self._array = SystolicArray(rows, cols, weight, act, dataflow="os",
                                     acc_bits=acc_bits,
                                     k=self._k_max if isinstance(acc_bits, str) else None,
@@ -168,7 +159,7 @@ class Accelerator(wiring.Component):
                              f"do not fit a {DATA_IN_BITS}-bit din word")
         self._requant = Requantizer(self._array.acc_bits, out_fmt, lanes=cols,
                                     per_channel=True,
-                                    multiplier_bits=_check_int(
+                                    multiplier_bits=check_int(
                                         multiplier_bits, "multiplier_bits", 1,
                                         MAX_MULTIPLIER_BITS, "width of m"),
                                     max_shift=max_shift, relu="input",

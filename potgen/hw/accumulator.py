@@ -15,11 +15,12 @@ is the same as "some exact prefix sum left the range" (:func:`potgen.golden.dot`
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Shape, ShapeCastable, Signal, signed
+from amaranth.hdl import Const, Module, Mux, Shape, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import bounds
+from .checks import check_signed_shape
 from .product import check_choice, silence_unused_on_error
 
 __all__ = ["Accumulator", "OVERFLOW_MODES", "ACC_BITS"]
@@ -38,27 +39,6 @@ def check_acc_bits(acc_bits, param: str = "acc_bits") -> int:
         raise ValueError(f"{param}={acc_bits}: accumulator width must be "
                          f"{ACC_BITS.start}..{ACC_BITS.stop - 1}")
     return acc_bits
-
-
-def _check_addend_shape(shape) -> Shape:
-    if isinstance(shape, bool):
-        raise TypeError(f"addend_shape={shape!r}: expected an int (signed width) or a "
-                        "Shape")
-    if isinstance(shape, int):
-        if shape < 1:
-            raise ValueError(f"addend_shape={shape}: width must be >= 1")
-        return signed(shape)
-    if isinstance(shape, ShapeCastable) and not isinstance(shape, Shape):
-        raise TypeError(f"addend_shape={shape!r}: expected an int (signed width) or a "
-                        "plain Shape, not a layout or enum")
-    try:
-        shape = Shape.cast(shape)
-    except TypeError:
-        raise TypeError(f"addend_shape={shape!r}: expected an int (signed width) or a "
-                        "Shape such as signed(12)") from None
-    if shape.width < 1:
-        raise ValueError(f"addend_shape={shape!r}: width must be >= 1")
-    return shape
 
 
 def _shape_range(shape: Shape) -> tuple:
@@ -115,7 +95,7 @@ class Accumulator(wiring.Component):
     @silence_unused_on_error
     def __init__(self, addend_shape, acc_bits, overflow="wrap", *, addend_range=None,
                  fold_sign=False):
-        self._addend_shape = _check_addend_shape(addend_shape)
+        self._addend_shape = check_signed_shape(addend_shape, "addend_shape")
         self._acc_bits = check_acc_bits(acc_bits)
         self._overflow = check_choice(overflow, OVERFLOW_MODES, "overflow")
         if not isinstance(fold_sign, bool):

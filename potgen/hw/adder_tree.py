@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Shape, ShapeCastable, Signal, signed
+from amaranth.hdl import Module, Shape, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from .checks import check_signed_shape
 from .product import check_pipeline, range_shape, silence_unused_on_error
 
 __all__ = ["AdderTree"]
-
-
-def _check_input_shape(shape) -> Shape:
-    if isinstance(shape, bool):
-        raise TypeError(f"input_shape={shape!r}: expected an int (signed width) or a Shape")
-    if isinstance(shape, int):
-        if shape < 1:
-            raise ValueError(f"input_shape={shape}: width must be >= 1")
-        return signed(shape)
-    if isinstance(shape, ShapeCastable) and not isinstance(shape, Shape):
-        raise TypeError(f"input_shape={shape!r}: expected an int (signed width) or a "
-                        "plain Shape, not a layout or enum")
-    try:
-        shape = Shape.cast(shape)
-    except TypeError:
-        raise TypeError(f"input_shape={shape!r}: expected an int (signed width) or a "
-                        "Shape such as signed(8)") from None
-    if shape.width < 1:
-        raise ValueError(f"input_shape={shape!r}: width must be >= 1")
-    return shape
 
 
 class AdderTree(wiring.Component):
@@ -84,7 +65,7 @@ class AdderTree(wiring.Component):
         if n < 1:
             raise ValueError(f"n={n}: the tree needs at least 1 input")
         self._n = n
-        self._input_shape = _check_input_shape(input_shape)
+        self._input_shape = check_signed_shape(input_shape, "input_shape")
         self._pipeline = check_pipeline(pipeline)
         if self._input_shape.signed:
             shape_lo = -(1 << (self._input_shape.width - 1))

@@ -756,7 +756,7 @@ class SystolicArray(wiring.Component):
     # --- metadata ---
 
     def _protocol(self) -> dict:
-        R, C = self._rows, self._cols
+        R = self._rows
         if self._dataflow == "os":
             return {
                 "step": "act[i] = A[m0 + i, k], weight[j] = W[k, n0 + j], valid = 1; "

@@ -24,8 +24,6 @@ including those beyond the product's width (the result is then 0).
 
 from __future__ import annotations
 
-from numbers import Integral
-
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
@@ -33,6 +31,7 @@ from amaranth.lib.wiring import In, Out
 from .. import bounds
 from ..formats import IntFormat, parse_format
 from .accumulator import check_acc_bits
+from .checks import check_int
 
 __all__ = ["Requantizer", "RELU_MODES", "MAX_LANES", "MAX_MULTIPLIER_BITS",
            "MAX_SHIFT", "OUT_BITS"]
@@ -50,14 +49,6 @@ OUT_BITS = range(2, 33)
 #: Register stages after: the multiplier, the rounding shift, the clamp (by pipeline).
 _STAGE_PLACES = {0: (), 1: ("clamp",), 2: ("multiply", "clamp"),
                  3: ("multiply", "shift", "clamp")}
-
-
-def _check_int(value, param: str, lo: int, hi: int, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{param}={value!r}: expected an int {lo}..{hi} ({what})")
-    if not lo <= value <= hi:
-        raise ValueError(f"{param}={value}: must be {lo}..{hi} ({what})")
-    return int(value)
 
 
 def _check_out_format(out_fmt) -> IntFormat:
@@ -130,18 +121,18 @@ class Requantizer(wiring.Component):
                  max_shift=31, relu=False, pipeline=3):
         self._acc_bits = check_acc_bits(acc_bits)
         self._out_format = _check_out_format(out_fmt)
-        self._lanes = _check_int(lanes, "lanes", 1, MAX_LANES, "parallel datapaths")
+        self._lanes = check_int(lanes, "lanes", 1, MAX_LANES, "parallel datapaths")
         if not isinstance(per_channel, bool):
             raise TypeError(f"per_channel={per_channel!r}: expected True or False")
         self._per_channel = per_channel
-        self._multiplier_bits = _check_int(multiplier_bits, "multiplier_bits", 0,
+        self._multiplier_bits = check_int(multiplier_bits, "multiplier_bits", 0,
                                            MAX_MULTIPLIER_BITS, "0: no multiplier, m = 1")
-        self._max_shift = _check_int(max_shift, "max_shift", 0, MAX_SHIFT,
+        self._max_shift = check_int(max_shift, "max_shift", 0, MAX_SHIFT,
                                      "the largest shift s")
         if not any(relu is mode for mode in RELU_MODES):
             raise ValueError(f"relu={relu!r}: allowed values are False, True, 'input'")
         self._relu = relu
-        self._pipeline = _check_int(pipeline, "pipeline", 0, 3, "register stages")
+        self._pipeline = check_int(pipeline, "pipeline", 0, 3, "register stages")
 
         out_shape = self.out_shape
         members = {"valid": In(1), "acc": In(data.ArrayLayout(signed(self._acc_bits),
