@@ -19,6 +19,7 @@ COMMANDS = {
     "verilog": "potgen.cli.verilog",
     "synth": "potgen.cli.synth",
     "sweep": "potgen.cli.sweep",
+    "estimate": "potgen.cli.estimate",
     "bound": "potgen.cli.bound",
 }
 

@@ -45,6 +45,39 @@ def _split(values):
     return [item for item in out if item]
 
 
+def add_design_options(group, *, verb: str) -> None:
+    """The design-selection options shared by ``potgen synth`` and ``potgen estimate``."""
+    group.add_argument("--designs", action="append", metavar="LIST",
+                       help="comma-separated design names: a weight format, with -dsp or "
+                            "-lut for a multiplier (int8-dsp, int8-lut, pot4, apot4, "
+                            "pot4-lut, upot:{0,1,4,8}+{0,2})")
+    group.add_argument("--formats", action="append", metavar="LIST",
+                       help="comma-separated weight formats; intN/uintN expand to both "
+                            "-dsp and -lut")
+    group.add_argument("--act", action="append", metavar="LIST",
+                       help="activation formats (intN, uintN; a bare N means uintN); "
+                            "default uint8")
+    group.add_argument("--acc-bits", action="append", metavar="LIST",
+                       help="accumulator widths: N or auto (datatype bound for --k); "
+                            "default auto")
+    group.add_argument("--k", type=int, default=64,
+                       help="dot-product length for the datatype bound (default 64)")
+    group.add_argument("--overflow", choices=("wrap", "saturate"), default="wrap",
+                       help="accumulator overflow rule (default wrap)")
+    group.add_argument("--pipeline", type=int, default=0, metavar="N",
+                       help="register stages in the product unit (default 0)")
+    group.add_argument("--sign", choices=("fold", "negate", "both"), default="fold",
+                       help="sign handling of signed shift-add MACs: fold into the "
+                            "accumulator, negate in the product unit, or both (default "
+                            "fold)")
+    group.add_argument("--kind", choices=_designs.KINDS, default="mac",
+                       help=f"{verb} MAC PEs, only their product units, or only their "
+                            "accumulators (default mac)")
+    group.add_argument("--reference", default=_designs.REFERENCE_DESIGN, metavar="NAME",
+                       help="design the ratios are relative to (default "
+                            f"{_designs.REFERENCE_DESIGN}; 'none' for no ratios)")
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "synth", help="synthesize PEs for ECP5 and compare area and Fmax",
@@ -53,36 +86,7 @@ def register(subparsers) -> None:
                     "int8 LUT-multiplier PE. Without selection options: the default PE "
                     "family (" + ", ".join(_designs.DEFAULT_PE_FAMILY) + ") with uint8 "
                     "activations and the datatype-bound accumulator for K = 64.")
-    sel = p.add_argument_group("designs")
-    sel.add_argument("--designs", action="append", metavar="LIST",
-                     help="comma-separated design names: a weight format, with -dsp or "
-                          "-lut for a multiplier (int8-dsp, int8-lut, pot4, apot4, "
-                          "pot4-lut, upot:{0,1,4,8}+{0,2})")
-    sel.add_argument("--formats", action="append", metavar="LIST",
-                     help="comma-separated weight formats; intN/uintN expand to both "
-                          "-dsp and -lut")
-    sel.add_argument("--act", action="append", metavar="LIST",
-                     help="activation formats (intN, uintN; a bare N means uintN); "
-                          "default uint8")
-    sel.add_argument("--acc-bits", action="append", metavar="LIST",
-                     help="accumulator widths: N or auto (datatype bound for --k); "
-                          "default auto")
-    sel.add_argument("--k", type=int, default=64,
-                     help="dot-product length for the datatype bound (default 64)")
-    sel.add_argument("--overflow", choices=("wrap", "saturate"), default="wrap",
-                     help="accumulator overflow rule (default wrap)")
-    sel.add_argument("--pipeline", type=int, default=0, metavar="N",
-                     help="register stages in the product unit (default 0)")
-    sel.add_argument("--sign", choices=("fold", "negate", "both"), default="fold",
-                     help="sign handling of signed shift-add MACs: fold into the "
-                          "accumulator, negate in the product unit, or both (default "
-                          "fold)")
-    sel.add_argument("--kind", choices=_designs.KINDS, default="mac",
-                     help="synthesize MAC PEs, only their product units, or only their "
-                          "accumulators (default mac)")
-    sel.add_argument("--reference", default=_designs.REFERENCE_DESIGN, metavar="NAME",
-                     help="design the ratios are relative to (default "
-                          f"{_designs.REFERENCE_DESIGN}; 'none' for no ratios)")
+    add_design_options(p.add_argument_group("designs"), verb="synthesize")
     flow = p.add_argument_group("flow")
     flow.add_argument("--device", default="85k",
                       help="ECP5 device: " + ", ".join(DEVICES) + " (default 85k)")
