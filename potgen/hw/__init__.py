@@ -1,5 +1,5 @@
 """Amaranth hardware generators: product units, accumulators, adder trees, MAC PEs,
-systolic arrays, requantization and the accelerator top.
+systolic arrays, requantization, the accelerator top and SAMD-style packed lanes.
 
 Every generator is an :class:`amaranth.lib.wiring.Component` whose parameters are
 checked in ``__init__``; derived widths and ``latency`` are properties and
@@ -13,9 +13,14 @@ from .adder_tree import AdderTree
 from .array import SystolicArray
 from .export import emit, write
 from .mac import MacPE
+from .packed_accumulator import PackedAccumulator
+from .packed_mac import PackedMacPE
+from .packed_memory import PackedOperandReader
+from .packed_product import PackedProduct
 from .product import MultiplierProduct, ShiftAddProduct, product_unit
 from .requant import Requantizer
 
 __all__ = ["ShiftAddProduct", "MultiplierProduct", "product_unit", "Accumulator",
            "AdderTree", "MacPE", "SystolicArray", "Requantizer", "Accelerator",
+           "PackedProduct", "PackedAccumulator", "PackedMacPE", "PackedOperandReader",
            "emit", "write"]
