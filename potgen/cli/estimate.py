@@ -165,15 +165,8 @@ def run(args) -> int:
         _designs.DesignSpec(args.reference).name
     summary.add_ratios(reports, reference)
 
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"reports": reports}, f, indent=1, sort_keys=True)
-            f.write("\n")
-    if args.csv:
-        summary.write_csv(args.csv, reports)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(summary.format_markdown(reports))
+    summary.write_reports(reports, json_path=args.json, csv_path=args.csv,
+                          markdown_path=args.markdown)
     if not args.quiet:
         if args.compare:
             sys.stdout.write(_comparison(synthesized, reports))

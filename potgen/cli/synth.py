@@ -19,7 +19,6 @@ synthesized with the same activation and accumulator choice.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
@@ -174,15 +173,8 @@ def run(args) -> int:
     wall = time.monotonic() - start
     summary.add_ratios(reports, reference)
 
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"reports": reports}, f, indent=1, sort_keys=True)
-            f.write("\n")
-    if args.csv:
-        summary.write_csv(args.csv, reports)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(summary.format_markdown(reports))
+    summary.write_reports(reports, json_path=args.json, csv_path=args.csv,
+                          markdown_path=args.markdown)
     if not args.quiet:
         sys.stdout.write(summary.format_table(reports))
         cached = sum(1 for r in reports if r.get("cached"))

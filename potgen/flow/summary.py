@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 __all__ = ["COLUMNS", "add_ratios", "rows", "format_table", "format_markdown",
            "write_csv", "to_csv"]
@@ -151,3 +152,17 @@ def to_csv(reports) -> str:
 def write_csv(path, reports) -> None:
     with open(path, "w", newline="") as f:
         f.write(to_csv(reports))
+
+
+def write_reports(reports, *, json_path=None, csv_path=None, markdown_path=None) -> None:
+    """Write ``{"reports": [...]}`` JSON, the flat CSV and the Markdown table (each when
+    its path is given): the output files of ``potgen synth`` and ``potgen estimate``."""
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump({"reports": reports}, f, indent=1, sort_keys=True)
+            f.write("\n")
+    if csv_path:
+        write_csv(csv_path, reports)
+    if markdown_path:
+        with open(markdown_path, "w") as f:
+            f.write(format_markdown(reports))

@@ -38,9 +38,16 @@ from amaranth.lib.wiring import In, Out
 from ..bounds import signed_width
 from ..formats import IntFormat
 from .lanes import ARRANGEMENTS, MultiplierLanes, multiplier_lanes
-from .product import (_decode_term_level, act_shape, check_act_format, check_choice,
-                      check_pipeline, check_weight_format, range_shape,
-                      silence_unused_on_error)
+from .product import (
+    act_shape,
+    check_act_format,
+    check_choice,
+    check_pipeline,
+    check_weight_format,
+    decode_term_level,
+    range_shape,
+    silence_unused_on_error,
+)
 
 __all__ = ["PackedProduct", "lane_values", "constant_multiple", "packed_operand",
            "shared_operand", "packed_multiply", "extract_lanes"]
@@ -74,7 +81,7 @@ def _level(m, fmt, code, name: str):
     if isinstance(fmt, IntFormat):
         return code.as_signed() if fmt.signed else code
     level = Signal(range_shape(fmt.min_level, fmt.max_level), name=name)
-    m.d.comb += level.eq(_decode_term_level(m, fmt, code))
+    m.d.comb += level.eq(decode_term_level(m, fmt, code))
     return level
 
 

@@ -454,7 +454,7 @@ class MultiplierProduct(_ProductBase):
             level = self.weight.as_signed() if fmt.signed else self.weight
         else:
             level = Signal(self.level_shape, name="level")
-            m.d.comb += level.eq(_decode_term_level(m, fmt, self.weight))
+            m.d.comb += level.eq(decode_term_level(m, fmt, self.weight))
 
         product = Signal(self.product_shape, name="exact_product")
         if self._implementation == "dsp":
@@ -472,7 +472,7 @@ class MultiplierProduct(_ProductBase):
         return meta
 
 
-def _decode_term_level(m, fmt: TermFormat, code):
+def decode_term_level(m, fmt: TermFormat, code):
     """Level of a term-format code: one small constant table per field, then the sign.
 
     Decoding field by field keeps the table at ``sum 2^width_i`` entries instead of
