@@ -21,6 +21,7 @@ COMMANDS = {
     "sweep": "potgen.cli.sweep",
     "estimate": "potgen.cli.estimate",
     "bound": "potgen.cli.bound",
+    "run": "potgen.cli.run",
 }
 
 
