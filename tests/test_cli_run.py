@@ -78,6 +78,15 @@ def test_digits_few_images_bit_exact(tmp_path):
     assert [layer["shape"] for layer in out["layers"]] == [[6, 65, 32], [6, 33, 10]]
 
 
+def test_digits_cnn_convolution_runs_as_im2col_gemm(tmp_path):
+    rc = main(["run", "digits", "--network", "cnn", "--rows", "4", "--cols", "4",
+               "--backend", "amaranth", "--samples", "1", "--json", str(tmp_path / "o.json")])
+    assert rc == 0
+    out = json.loads((tmp_path / "o.json").read_text())
+    assert out["bit_exact"] is True and out["network"] == "digits-cnn8"
+    assert [layer["shape"] for layer in out["layers"]] == [[36, 10, 8], [1, 289, 10]]
+
+
 def test_digits_bad_samples(capsys):
     assert main(["run", "digits", "--samples", "0", "--backend", "amaranth"]) == 2
     assert "--samples 0" in capsys.readouterr().err

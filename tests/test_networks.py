@@ -3,6 +3,9 @@
 import numpy as np
 import pytest
 
+from potgen import golden
+from potgen.networks.quantized import ConvGeometry
+
 from potgen.formats import parse_format
 from potgen.networks import digits
 from potgen.networks.quantized import parse_layer_format
@@ -51,8 +54,10 @@ def test_integer_inference_matches_reference(net, weights):
 def test_inputs_are_exact_in_uint8_and_bias_row_is_constant(net):
     q = digits.quantize(net, "int8", "uint8")
     codes = q.input_codes(net.x_test)
-    np.testing.assert_array_equal(codes[:, :-1], np.round(net.x_test * 240).astype(int))
-    assert np.all(codes[:, -1] == 255)
+    np.testing.assert_array_equal(codes, np.round(net.x_test * 240).astype(int))
+    acts = q.gemm_acts(codes, 0)
+    np.testing.assert_array_equal(acts[:, :-1], codes)
+    assert np.all(acts[:, -1] == 255)
     assert q.layers[0].k == 65 and q.layers[1].k == 33
 
 
@@ -93,8 +98,8 @@ def test_bad_quantization_requests(net, kwargs, message):
 
 
 def test_bad_load_arguments():
-    with pytest.raises(ValueError, match="kind='cnn'"):
-        digits.load("cnn")
+    with pytest.raises(ValueError, match="kind='rnn'"):
+        digits.load("rnn")
     with pytest.raises(ValueError, match="hidden=0"):
         digits.load(hidden=0)
     with pytest.raises(TypeError, match="format string"):
@@ -111,3 +116,45 @@ def test_run_layer_hook_sees_golden_inputs(net):
 
     assert np.array_equal(q.predict(net.x_test[:5], hook), q.predict(net.x_test[:5]))
     assert seen == [(0, (5, 65)), (1, (5, 33))]
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    return digits.load("cnn")
+
+
+def test_unfold_is_golden_im2col():
+    rng = np.random.default_rng(1)
+    geometry = ConvGeometry(channels=3, height=5, width=6, kernel=3, stride=2, padding=1)
+    images = rng.integers(0, 256, (2, 5 * 6 * 3))
+    nchw = images.reshape(2, 5, 6, 3).transpose(0, 3, 1, 2)
+    np.testing.assert_array_equal(geometry.unfold(images),
+                                  golden.im2col(nchw, 3, stride=2, padding=1))
+    assert geometry.out_size == (3, 3) and geometry.window == 27
+
+
+def test_cnn_float_forward_is_a_convolution(cnn):
+    x = cnn.x_test[:3]
+    wc, bc = cnn.weights[0], cnn.biases[0]
+    channels = wc.shape[1]
+    img = x.reshape(3, 8, 8)
+    direct = np.zeros((3, 6, 6, channels))
+    for y in range(6):
+        for xx in range(6):
+            window = img[:, y:y + 3, xx:xx + 3].reshape(3, 9)
+            direct[:, y, xx, :] = np.maximum(window @ wc + bc, 0)
+    logits = direct.reshape(3, -1) @ cnn.weights[1] + cnn.biases[1]
+    np.testing.assert_allclose(cnn.forward(x), logits, rtol=1e-12, atol=1e-12)
+    assert cnn.accuracy("test") > 0.95
+
+
+@pytest.mark.parametrize("weights", ["pot4", "msq:0.5"])
+def test_cnn_integer_inference_matches_reference(cnn, weights):
+    q = digits.quantize(cnn, weights, "uint8")
+    x = cnn.x_test[:2]
+    outputs = q.run(x)
+    inputs = q.layer_inputs(x, outputs)
+    assert [layer.gemm_shape(2) for layer in q.layers] == [(72, 10, 8), (2, 289, 10)]
+    for layer, acts, out in zip(q.layers, inputs, outputs):
+        np.testing.assert_array_equal(out, _reference_layer(acts, layer, q.act_format))
+    assert q.accuracy("test") >= cnn.accuracy("test") - 0.03

@@ -81,7 +81,10 @@ def register(subparsers) -> None:
                    help="activation format (default uint8)")
     d.add_argument("--samples", type=int, metavar="N",
                    help="first N test images (default: the whole test split, 450)")
-    d.add_argument("--hidden", type=int, default=32, help="hidden units (default 32)")
+    d.add_argument("--network", choices=("mlp", "cnn"), default="mlp",
+                   help="the MLP (default) or the CNN (its convolution runs as an im2col GEMM)")
+    d.add_argument("--hidden", type=int, default=32,
+                   help="MLP hidden units (default 32); the CNN has hidden / 4 channels")
     d.add_argument("--seed", type=int, default=0, help="split and training seed (default 0)")
     _common(d)
     d.set_defaults(func=_digits_command)
@@ -174,13 +177,13 @@ class _Options:
 
 
 def run_digits(weight="pot4", act="uint8", *, rows=8, cols=8, dataflow="os",
-               backend="verilator", samples=None, hidden=32, seed=0, args=None,
-               progress=None) -> dict:
+               backend="verilator", samples=None, network="mlp", hidden=32, seed=0,
+               args=None, progress=None) -> dict:
     """The digits MLP on the accelerator; returns the ``out.json`` statistics."""
     from ..networks import digits
     from ..runtime import AcceleratorDriver, RequantParams
 
-    net = digits.load(seed=seed, hidden=hidden)
+    net = digits.load(network, seed=seed, hidden=hidden)
     q = digits.quantize(net, weight, act)
     x, y = net.split("test")
     if samples is not None:
@@ -212,7 +215,7 @@ def run_digits(weight="pot4", act="uint8", *, rows=8, cols=8, dataflow="os",
         expected = q.golden_layer(acts, layer, index)
         same = bool(np.array_equal(result.acc, expected))
         exact = exact and same
-        M, K, N = layer.gemm_shape(acts.shape[0])
+        M, K, N = acts.shape[0], layer.k, layer.n
         layers.append({"shape": [M, K, N], "cycles": int(result.cycles),
                        "tiles": int(result.tiles), "bit_exact": same,
                        "utilization": M * K * N / (rows * cols * result.cycles)})
@@ -261,7 +264,8 @@ def _digits_command(args) -> int:
 
     stats = run_digits(args.weight, args.act, rows=args.rows, cols=args.cols,
                        dataflow=args.dataflow, backend=args.backend, samples=args.samples,
-                       hidden=args.hidden, seed=args.seed, args=args, progress=progress)
+                       network=args.network, hidden=args.hidden, seed=args.seed, args=args,
+                       progress=progress)
     _write_json(args.json, stats)
     print(f"digits {stats['weight']} x {stats['act']} on {args.rows}x{args.cols} "
           f"{args.dataflow} ({args.backend}): accuracy {stats['accuracy']:.2%} (float "

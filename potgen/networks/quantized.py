@@ -37,12 +37,71 @@ from .. import bounds, golden
 from ..formats import Format, IntFormat, parse_format
 from ..quantize import calibrate_scale, msq_split, quantize
 
-__all__ = ["FloatNetwork", "QuantLayer", "QuantizedNetwork", "quantize_network",
-           "parse_layer_format", "MULTIPLIER_BITS", "MAX_SHIFT"]
+__all__ = ["ConvGeometry", "FloatNetwork", "QuantLayer", "QuantizedNetwork",
+           "quantize_network", "parse_layer_format", "MULTIPLIER_BITS", "MAX_SHIFT"]
 
 #: Requantization multiplier width and largest shift (the accelerator's defaults).
 MULTIPLIER_BITS = 16
 MAX_SHIFT = 31
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """A convolution layer's input shape and window, for im2col.
+
+    Between layers an image is one row of features in ``(h, w, c)`` order: a
+    convolution's GEMM output ``[images * Ho * Wo, Cout]`` reshaped to
+    ``[images, Ho * Wo * Cout]`` is exactly that, so no transpose is ever needed.
+
+    Members
+    -------
+    channels, height, width : int
+        Input shape.
+    kernel, stride, padding : int
+        Square window, stride and zero padding.
+    """
+
+    channels: int
+    height: int
+    width: int
+    kernel: int
+    stride: int = 1
+    padding: int = 0
+
+    @property
+    def out_size(self) -> tuple:
+        """``(Ho, Wo)``."""
+        def size(n):
+            return (n + 2 * self.padding - self.kernel) // self.stride + 1
+        return size(self.height), size(self.width)
+
+    @property
+    def window(self) -> int:
+        """``K`` of the GEMM: ``C * R * S``."""
+        return self.channels * self.kernel * self.kernel
+
+    def unfold(self, images) -> np.ndarray:
+        """``[images, H * W * C]`` -> ``[images * Ho * Wo, C * R * S]``.
+
+        The column order is :func:`potgen.golden.im2col`'s (``(c, r, s)``), padding is 0
+        (the activations are unsigned with zero point 0); works for ints and floats.
+        """
+        x = np.asarray(images)
+        n = x.shape[0]
+        nchw = x.reshape(n, self.height, self.width, self.channels).transpose(0, 3, 1, 2)
+        p = self.padding
+        padded = np.zeros((n, self.channels, self.height + 2 * p, self.width + 2 * p),
+                          dtype=x.dtype)
+        padded[:, :, p:p + self.height, p:p + self.width] = nchw
+        k, st = self.kernel, self.stride
+        ho, wo = self.out_size
+        windows = np.lib.stride_tricks.sliding_window_view(padded, (k, k), axis=(2, 3))
+        windows = windows[:, :, : (ho - 1) * st + 1 : st, : (wo - 1) * st + 1 : st]
+        return windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, self.window)
+
+
+def _gemm_input(images, conv: ConvGeometry | None) -> np.ndarray:
+    return np.asarray(images) if conv is None else conv.unfold(images)
 
 
 @dataclass
@@ -62,6 +121,9 @@ class FloatNetwork:
     input_step : float
         The inputs are exact multiples of this step (0 for arbitrary floats), so an
         activation format wide enough holds them exactly.
+    convs : list of ConvGeometry or None
+        Per layer: its convolution geometry (``weights[l]`` is then ``[C R S, Cout]``),
+        or ``None`` for a fully-connected layer. Empty: every layer is fully connected.
     """
 
     name: str
@@ -72,6 +134,11 @@ class FloatNetwork:
     x_test: np.ndarray
     y_test: np.ndarray
     input_step: float = 0.0
+    convs: list = field(default_factory=list)
+
+    def conv(self, index: int) -> ConvGeometry | None:
+        """Layer ``index``'s convolution geometry, ``None`` when fully connected."""
+        return self.convs[index] if self.convs else None
 
     def split(self, split: str) -> tuple:
         """``(x, y)`` of ``"train"`` or ``"test"``."""
@@ -85,7 +152,8 @@ class FloatNetwork:
         """Float logits: ReLU between layers, none after the last."""
         h = np.asarray(x, dtype=np.float64)
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            h = h @ w + b
+            images = h.shape[0]
+            h = (_gemm_input(h, self.conv(i)) @ w + b).reshape(images, -1)
             if i < len(self.weights) - 1:
                 h = np.maximum(h, 0.0)
         return h
@@ -115,6 +183,8 @@ class QuantLayer:
     multiplier, shift : ndarray [N] of int64 or None
         Requantization of a hidden layer (``None`` for the last layer).
     relu : bool
+    conv : ConvGeometry or None
+        The convolution this layer computes by im2col (``None``: fully connected).
     """
 
     codes: np.ndarray
@@ -126,6 +196,7 @@ class QuantLayer:
     multiplier: np.ndarray | None = None
     shift: np.ndarray | None = None
     relu: bool = True
+    conv: ConvGeometry | None = None
 
     @property
     def k(self) -> int:
@@ -164,9 +235,16 @@ class QuantLayer:
         return golden.requantize(acc, self.multiplier, self.shift, 0,
                                  act_fmt.min_level, act_fmt.max_level, relu=self.relu)
 
-    def gemm_shape(self, m: int) -> tuple:
-        """``(M, K, N)`` of this layer on ``m`` samples."""
-        return (m, self.k, self.n)
+    def rows_per_image(self) -> int:
+        """GEMM rows per image: ``Ho * Wo`` for a convolution, 1 otherwise."""
+        if self.conv is None:
+            return 1
+        ho, wo = self.conv.out_size
+        return ho * wo
+
+    def gemm_shape(self, images: int) -> tuple:
+        """``(M, K, N)`` of this layer on ``images`` inputs."""
+        return (images * self.rows_per_image(), self.k, self.n)
 
 
 #: ``run_layer(acts, layer, index) -> outputs``: a hidden layer's requantized codes or
@@ -205,14 +283,15 @@ class QuantizedNetwork:
         return self.act_format.max_level
 
     def input_codes(self, x) -> np.ndarray:
-        """Float inputs to activation codes (nearest, clamped), constant column appended."""
-        codes = quantize(np.asarray(x, dtype=np.float64), self.act_format, self.input_scale)
-        return self._with_constant(codes)
+        """Float inputs to activation codes per image (nearest, clamped)."""
+        return quantize(np.asarray(x, dtype=np.float64), self.act_format, self.input_scale)
 
-    def _with_constant(self, codes) -> np.ndarray:
-        codes = np.asarray(codes, dtype=np.int64)
-        column = np.full((codes.shape[0], 1), self.constant, dtype=np.int64)
-        return np.concatenate([codes, column], axis=1)
+    def gemm_acts(self, images, index: int) -> np.ndarray:
+        """Layer ``index``'s GEMM activations from its input codes ``[images, features]``:
+        im2col for a convolution, then the constant column of the bias row."""
+        rows = _gemm_input(np.asarray(images, dtype=np.int64), self.layers[index].conv)
+        column = np.full((rows.shape[0], 1), self.constant, dtype=np.int64)
+        return np.concatenate([rows, column], axis=1)
 
     def golden_layer(self, acts, layer: QuantLayer, index: int) -> np.ndarray:
         """The golden model's outputs of one layer (the default :data:`LayerRunner`)."""
@@ -227,22 +306,25 @@ class QuantizedNetwork:
         earlier layers agree, so compare layer by layer with :meth:`golden_layer`.
         """
         run_layer = run_layer or self.golden_layer
-        acts = self.input_codes(x)
+        images = self.input_codes(x)
         outputs = []
         for index, layer in enumerate(self.layers):
+            acts = self.gemm_acts(images, index)
             out = np.asarray(run_layer(acts, layer, index), dtype=np.int64)
             if out.shape != (acts.shape[0], layer.n):
                 raise ValueError(f"run_layer returned shape {out.shape} for layer {index}; "
                                  f"expected {(acts.shape[0], layer.n)}")
             outputs.append(out)
-            if not layer.is_last:
-                acts = self._with_constant(out)
+            images = out.reshape(images.shape[0], -1)
         return outputs
 
     def layer_inputs(self, x, outputs: list) -> list:
-        """The activation matrices (constant column included) each layer received."""
-        inputs = [self.input_codes(x)]
-        inputs += [self._with_constant(out) for out in outputs[:-1]]
+        """The GEMM activations (constant column included) each layer received."""
+        images = self.input_codes(x)
+        inputs = [self.gemm_acts(images, 0)]
+        for index, out in enumerate(outputs[:-1], start=1):
+            images = out.reshape(images.shape[0], -1)
+            inputs.append(self.gemm_acts(images, index))
         return inputs
 
     def logits(self, last_acc) -> np.ndarray:
@@ -360,13 +442,15 @@ def quantize_network(net: FloatNetwork, weights="pot4", act="uint8",
             levels[:, cols] = fmt.decode(codes[:, cols])
         bound = bounds.l1(act_fmt, levels)
         last = index == len(net.weights) - 1
-        layer = QuantLayer(codes, formats, w_scales, in_scale, 0.0, bound)
+        layer = QuantLayer(codes, formats, w_scales, in_scale, 0.0, bound, conv=net.conv(index))
         if not last:
             # The output scale comes from what the quantized layers so far produce.
             partial = QuantizedNetwork(net, act_fmt, layers + [layer], first_scale)
-            acts = partial.input_codes(calib)
+            images = partial.input_codes(calib)
             for i, earlier in enumerate(layers):
-                acts = partial._with_constant(partial.golden_layer(acts, earlier, i))
+                images = partial.golden_layer(partial.gemm_acts(images, i), earlier, i) \
+                    .reshape(images.shape[0], -1)
+            acts = partial.gemm_acts(images, index)
             real = layer.accumulate(acts) * (in_scale * w_scales)
             top = float(np.max(np.maximum(real, 0.0)))
             out_scale = top / act_fmt.max_level if top > 0 else 1.0
