@@ -22,6 +22,7 @@ COMMANDS = {
     "estimate": "potgen.cli.estimate",
     "bound": "potgen.cli.bound",
     "run": "potgen.cli.run",
+    "explore": "potgen.cli.explore",
 }
 
 
