@@ -23,6 +23,8 @@ COMMANDS = {
     "bound": "potgen.cli.bound",
     "run": "potgen.cli.run",
     "explore": "potgen.cli.explore",
+    "build": "potgen.cli.build",
+    "flash": "potgen.cli.flash",
 }
 
 
