@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from ..errors import ToolError
 
@@ -56,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    # Commands build components for their metadata or refuse input after building them;
+    # Amaranth's "created but never used" warning would only add noise to one-line errors.
+    from amaranth.hdl import UnusedElaboratable
+    warnings.filterwarnings("ignore", category=UnusedElaboratable)
     try:
         parser = build_parser()
         args = parser.parse_args(argv)

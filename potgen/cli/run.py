@@ -114,14 +114,26 @@ def _accelerator(rows, cols, weight, act, *, dataflow, acc_bits, k, out_fmt="uin
                        k_max=k, out_fmt=out_fmt)
 
 
+def _check_backend(args) -> None:
+    """Refuse back-end options before anything is built."""
+    if args.backend in BACKENDS:
+        return
+    if not args.board:
+        raise ValueError(f"--backend {args.backend} needs --board NAME")
+    from ..boards import board
+    board(args.board)
+    if args.backend == "board" and not args.port:
+        raise ValueError("--backend board needs --port DEVICE (e.g. /dev/ttyUSB0)")
+
+
 def _backend(args, accelerator):
+    _check_backend(args)
     if args.backend in BACKENDS:
         from ..runtime.backends import make_backend
         return make_backend(args.backend, accelerator)
-    if not args.board:
-        raise ValueError(f"--backend {args.backend} needs --board NAME")
     from ..boards.backends import make_board_backend
     return make_board_backend(args.backend, accelerator, board=args.board, port=args.port)
+
 
 
 def _write_json(path, stats: dict) -> None:
@@ -144,6 +156,8 @@ def run_gemm(acts, codes, weight, act, *, rows=8, cols=8, dataflow="os",
     if codes.size and (codes.min() < 0 or codes.max() >= 1 << weight_fmt.bits):
         raise ValueError(f"--codes: values {int(codes.min())}..{int(codes.max())} are not "
                          f"codes of {weight_fmt} (0..{(1 << weight_fmt.bits) - 1})")
+    opts = args or _Options(backend)
+    _check_backend(opts)
     levels = weight_fmt.decode(codes)
     bits = _acc_bits(str(acc_bits), act_fmt, weight_fmt, levels)
     M, K = acts.shape
@@ -151,7 +165,6 @@ def run_gemm(acts, codes, weight, act, *, rows=8, cols=8, dataflow="os",
     accelerator = _accelerator(rows, cols, weight_fmt, act_fmt, dataflow=dataflow,
                                acc_bits=bits, k=K)
     from ..runtime import AcceleratorDriver
-    opts = args or _Options(backend)
     driver = AcceleratorDriver(accelerator, _backend(opts, accelerator))
     start = time.perf_counter()
     result = driver.gemm(acts, codes)
@@ -183,6 +196,8 @@ def run_digits(weight="pot4", act="uint8", *, rows=8, cols=8, dataflow="os",
     from ..networks import digits
     from ..runtime import AcceleratorDriver, RequantParams
 
+    opts = args or _Options(backend)
+    _check_backend(opts)
     net = digits.load(network, seed=seed, hidden=hidden)
     q = digits.quantize(net, weight, act)
     x, y = net.split("test")
@@ -200,7 +215,6 @@ def run_digits(weight="pot4", act="uint8", *, rows=8, cols=8, dataflow="os",
     k = max(layer.k for layer in q.layers)
     accelerator = _accelerator(rows, cols, weight_fmt, q.act_format, dataflow=dataflow,
                                acc_bits=q.acc_bits, k=k, out_fmt=q.act_format)
-    opts = args or _Options(backend)
     driver = AcceleratorDriver(accelerator, _backend(opts, accelerator))
 
     layers = []
