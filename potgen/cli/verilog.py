@@ -9,6 +9,8 @@
     potgen verilog adder-tree --n 8 --input-bits 15 --pipeline 1 -o tree.v
     potgen verilog array --rows 8 --cols 8 --weight pot4 --act uint8 --dataflow os \
         --acc-bits auto --k 64 -o array.v
+    potgen verilog accelerator --rows 8 --cols 8 --weight pot4 --act uint8 \
+        --k-max 256 --act-slots 4 -o accel.v
     potgen verilog packed-product --weight int4 --act int4 -o pp.v
 
 ``-o FILE.v`` writes ``FILE.v`` and ``FILE.json`` (the metadata: parameters, format
@@ -32,7 +34,8 @@ from ..hw.export import emit, write
 from ..hw.mac import MAC_SIGN_MODES
 from ..hw.product import MULTIPLIER_IMPLEMENTATIONS, PRODUCT_UNITS, SIGN_MODES
 
-KINDS = ("product", "mac", "accumulator", "adder-tree", "array", "packed-product")
+KINDS = ("product", "mac", "accumulator", "adder-tree", "array", "accelerator",
+         "packed-product")
 
 
 def register(subparsers) -> None:
@@ -106,9 +109,10 @@ def register(subparsers) -> None:
     _output(p, "adder_tree")
     p.set_defaults(func=_run_adder_tree)
 
-    from .verilog_array import add_array
+    from .verilog_array import add_accelerator, add_array
     from .verilog_packed import add_packed_product
     add_array(kinds)
+    add_accelerator(kinds)
     add_packed_product(kinds)
 
 

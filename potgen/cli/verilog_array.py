@@ -13,14 +13,15 @@ gives one format per column (an MSQ mixed array). ``FILE.json`` holds the parame
 each column's format and product unit, the accumulator bound, every port, the latency
 and the host protocol of the dataflow (:class:`potgen.hw.array.SystolicArray`).
 
-:func:`add_array` adds the ``array`` kind to the ``potgen verilog`` sub-commands.
+:func:`add_array` and :func:`add_accelerator` add the ``array`` and ``accelerator``
+kinds to the ``potgen verilog`` sub-commands.
 """
 
 from __future__ import annotations
 
 from . import verilog as base
 
-__all__ = ["add_array"]
+__all__ = ["add_array", "add_accelerator"]
 
 
 def add_array(kinds) -> None:
@@ -92,3 +93,96 @@ def _run_array(args) -> int:
                           overflow=args.overflow, pipeline=args.pipeline, unit=args.unit,
                           multiplier=args.multiplier, sign=args.sign)
     return base._emit(array, args)
+
+
+def add_accelerator(kinds) -> None:
+    """Add ``accelerator`` to the sub-parsers of ``potgen verilog``.
+
+    ::
+
+        potgen verilog accelerator --rows 8 --cols 8 --weight pot4 --act uint8 \\
+            --k-max 256 --act-slots 4 -o accel.v
+
+    ``FILE.json`` holds the command set, the argument fields, the buffer shapes, the
+    timing parameters of the cycle model and every port (see ``docs/accelerator.md``).
+    """
+    from .. import bounds
+    from ..hw.accelerator import MAX_ACT_SLOTS, MAX_DOUT_LANES, MAX_K, MAX_WEIGHT_SLOTS
+    from ..hw.array import MAX_DIMENSION
+
+    p = kinds.add_parser(
+        "accelerator", help="GEMM accelerator: systolic array, slot buffers, requantizer, "
+                            "load / compute / drain engines, command streams",
+        description="Accelerator: ports clk, rst, cmd (stream of 32-bit commands), din "
+                    "(stream of 32-bit operand words), dout (stream of result words), "
+                    "busy, error, cycles. The metadata JSON documents the command set, "
+                    "the word layouts and the timing; potgen.runtime drives it.")
+    p.add_argument("--rows", type=int, required=True, metavar="R",
+                   help=f"array rows, 1..{MAX_DIMENSION}")
+    p.add_argument("--cols", type=int, required=True, metavar="C",
+                   help=f"array columns, 1..{MAX_DIMENSION}")
+    p.add_argument("--weight", required=True, action="append", metavar="FMT",
+                   help="weight format of every column; repeat it --cols times for one "
+                        "format per column (an MSQ mixed array)")
+    p.add_argument("--act", required=True, metavar="FMT",
+                   help="activation format, intN or uintN, N = 2..16")
+    p.add_argument("--dataflow", choices=("os",), default="os",
+                   help="output stationary (the only dataflow of the accelerator top)")
+    p.add_argument("--acc-bits", default="auto", metavar="N|auto|METHOD",
+                   help="accumulator width: an int, auto (datatype bound for --k-total; "
+                        f"the default) or a bound method: {', '.join(bounds.METHODS)}")
+    p.add_argument("--k-max", type=int, default=64, metavar="K",
+                   help=f"steps per buffer slot, 1..{MAX_K} (default 64)")
+    p.add_argument("--k-total", type=int, metavar="K",
+                   help="longest dot product the accumulator bound covers (default "
+                        "--k-max); longer K than --k-max is streamed in chunks")
+    p.add_argument("--weights", metavar="FILE.npy",
+                   help="integer weight levels [K, N], for the l1, l1_zero_centered and "
+                        "exact bounds")
+    p.add_argument("--out", default="uint8", metavar="FMT",
+                   help="requantized output format, intN / uintN (default uint8)")
+    base._overflow(p)
+    base._pipeline(p, help="register stages in every product unit (default 0)")
+    p.add_argument("--multiplier-bits", type=int, default=16, metavar="N",
+                   help="width of the requantization multiplier m, 1..32 (default 16)")
+    p.add_argument("--max-shift", type=int, default=31, metavar="S",
+                   help="largest requantization shift, 0..127 (default 31)")
+    p.add_argument("--requant-pipeline", type=int, default=3, metavar="N",
+                   help="requantizer register stages, 0..3 (default 3: after the "
+                        "multiplier, the shift and the clamp)")
+    p.add_argument("--act-slots", type=int, default=4, metavar="N",
+                   help=f"activation buffer slots, 1..{MAX_ACT_SLOTS} (default 4; 8 keeps a "
+                        "16 x 16 array busy)")
+    p.add_argument("--weight-slots", type=int, default=2, metavar="N",
+                   help=f"weight buffer slots, 1..{MAX_WEIGHT_SLOTS} (default 2)")
+    p.add_argument("--dout-lanes", type=int, default=1, metavar="N",
+                   help=f"results per dout word, 1..{MAX_DOUT_LANES} (default 1)")
+    base._output(p, "accelerator")
+    p.set_defaults(func=_run_accelerator)
+
+
+def _run_accelerator(args) -> int:
+    from .. import bounds
+    from ..hw.accelerator import Accelerator
+
+    acc_bits = base._parse_acc_bits(args.acc_bits)
+    weights = base._load_weights(args.weights) if args.weights else None
+    if weights is not None and weights.ndim != 2:
+        raise ValueError(f"--weights {args.weights}: an accelerator needs the layer's "
+                         f"levels [K, N], got shape {weights.shape}")
+    if acc_bits in bounds.WEIGHT_METHODS and weights is None:
+        raise ValueError(f"--acc-bits {args.acc_bits} needs --weights FILE.npy (integer "
+                         "weight levels [K, N])")
+    formats = args.weight
+    if len(formats) not in (1, args.cols):
+        raise ValueError(f"--weight given {len(formats)} times for --cols {args.cols}: "
+                         "give it once (every column) or once per column")
+    weight = formats[0] if len(formats) == 1 else formats
+    accelerator = Accelerator(
+        args.rows, args.cols, weight, args.act, dataflow=args.dataflow, acc_bits=acc_bits,
+        k_max=args.k_max, k_total_max=args.k_total, weights=weights,
+        out_fmt=args.out, overflow=args.overflow, pipeline=args.pipeline,
+        multiplier_bits=args.multiplier_bits, max_shift=args.max_shift,
+        requant_pipeline=args.requant_pipeline, act_slots=args.act_slots,
+        weight_slots=args.weight_slots, dout_lanes=args.dout_lanes)
+    return base._emit(accelerator, args)

@@ -1,60 +1,43 @@
-"""Accelerator top: a systolic array, on-chip buffers, a requantizer and a command controller.
+"""Accelerator top: a systolic array fed by concurrent load / compute / drain engines.
 
 :class:`Accelerator` wraps an output-stationary :class:`~potgen.hw.array.SystolicArray`
-with three ``lib.memory`` buffers and a controller that executes a small command set
-arriving on a ``lib.stream`` interface. Operands arrive on a second stream (``din``),
-results leave on a third (``dout``). Every stream follows the ``lib.stream`` rules: a
-word moves in a cycle where ``valid`` and ``ready`` are both high; ``dout.valid`` never
-depends on ``dout.ready``, and a result offered on ``dout`` stays there, unchanged,
-until it is taken, so back-pressure never loses a word.
+with block-RAM operand buffers split into *slots*, a requantizer on the result path, an
+output row FIFO, and three engines that run at the same time:
 
-Buffers (one operand per RAM lane; packed words from :mod:`potgen.hw.packed_memory`
-would replace the per-lane write enables of the two input buffers):
+* the **load engine** writes ``din`` words into an activation slot, a weight slot or a
+  requantization parameter bank (``LOAD_ACT``, ``LOAD_WEIGHT``, ``SET_REQUANT``);
+* the **compute engine** streams one step per cycle from an activation slot and a
+  weight slot into the array (``COMPUTE``); a tile's partial sums continue across
+  ``COMPUTE`` commands until one carries the ``last`` flag, so ``K`` longer than a slot
+  is streamed in chunks;
+* the **drain engine** emits finished tiles from the output FIFO on ``dout``
+  (``DRAIN``), several results per word.
 
-* activation buffer: ``k_max`` words of ``rows`` activations (word ``k`` holds column
-  ``k`` of the activation tile, lane ``i`` its row ``i``);
-* weight buffer: ``k_max`` words of ``cols`` codes (word ``k`` holds row ``k`` of the
-  weight tile);
-* output buffer: ``rows`` words of ``cols`` accumulators and their overflow flags.
+Commands arrive in order on ``cmd`` and are *dispatched* to the engines' queues at most
+one per cycle. A command waits at the dispatcher (``cmd.ready`` low) only for a real
+hazard, tracked per slot and per bank: a load into a slot waits until every earlier
+``COMPUTE`` reading that slot has issued its last step; a ``COMPUTE`` waits until every
+earlier load into the slots (and the requantization bank) it reads has finished; a
+``SET_REQUANT`` waits until every earlier tile that requantizes with that bank has left
+the array. So a host that ping-pongs between slots loads tile ``t + 1`` while tile
+``t`` computes and tile ``t - 1`` drains, and the sequential meaning of the command
+stream is kept exactly.
 
-Command words (``cmd`` stream, 32 bits): ``opcode = word[0:4]``, ``arg = word[4:32]``.
+Streams follow the ``lib.stream`` rules: a word moves in a cycle where ``valid`` and
+``ready`` are both high; ``dout.valid`` never depends on ``dout.ready`` and a word
+offered on ``dout`` stays unchanged until it is taken, so back-pressure loses nothing.
 
-======  ===============  ======  ======================================================
-opcode  name             arg     effect
-======  ===============  ======  ======================================================
-0       ``NOP``          0       nothing
-1       ``LOAD_ACT``     K       take ``K * rows`` words from ``din``: for k in 0..K-1,
-                                 for i in 0..rows-1, ``A[i, k]`` (two's complement in
-                                 the low ``act_bits`` bits)
-2       ``LOAD_WEIGHT``  K       take ``K * cols`` words: for k, for j, the code
-                                 ``W[k, j]`` (low ``weight_bits`` bits)
-3       ``SET_REQUANT``  relu    take ``3 * cols`` words: for j, ``m_j`` (unsigned,
-                                 ``multiplier_bits``), ``s_j`` (``0..max_shift``),
-                                 ``zp_j`` (output format, two's complement); ``arg``
-                                 bit 0 is ReLU for every column
-4       ``COMPUTE``      K       ``C = A[:, :K] @ W[:K, :]`` into the output buffer
-5       ``DRAIN_RAW``    0       emit ``rows * cols`` words on ``dout``, row-major:
-                                 ``acc`` (two's complement, ``acc_bits``) with the
-                                 overflow flag in bit ``acc_bits``
-6       ``DRAIN_REQUANT`` 0      emit ``rows * cols`` words, row-major: the requantized
-                                 value ``clamp(zp + ((acc m + 2^(s-1)) >> s))`` in the
-                                 output format (two's complement, ``out_bits``)
-======  ===============  ======  ======================================================
-
-``K`` must be ``1..k_max``. A command with an unknown opcode or a ``K`` out of range
-is dropped and sets the sticky ``error`` output; since its data words (if any) are then
-taken as commands, the host must reset the accelerator after an error. Commands run
-one after another; ``COMPUTE`` returns once every result row is in the output buffer,
-so a ``DRAIN`` that follows always sees the finished tile.
-
-Status: ``busy`` (a command is executing), ``error`` and ``cycles``, a 32-bit counter of
-the cycles in which ``busy`` was high since reset.
+The command set, word layouts and timing are in ``docs/accelerator.md`` and in
+:meth:`Accelerator.metadata` (``commands``, ``buffers``, ``timing``), which is all a
+host driver (:class:`potgen.runtime.AcceleratorDriver`) or the cycle model
+(:mod:`potgen.runtime.cycles`) needs.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -62,44 +45,82 @@ from .array import SystolicArray
 from .checks import check_int
 from .requant import MAX_MULTIPLIER_BITS, Requantizer
 
-__all__ = ["Accelerator", "OPCODES", "COMMAND_BITS", "DATA_IN_BITS", "ARG_BITS",
-           "MAX_K"]
+__all__ = ["Accelerator", "OPCODES", "ARG_FIELDS", "COMMAND_BITS", "DATA_IN_BITS",
+           "ARG_BITS", "MAX_K", "MAX_ACT_SLOTS", "MAX_WEIGHT_SLOTS", "REQUANT_BANKS"]
 
-#: Opcode of every command (see the module docstring).
+#: Opcode of every command (see ``docs/accelerator.md``).
 OPCODES = {"NOP": 0, "LOAD_ACT": 1, "LOAD_WEIGHT": 2, "SET_REQUANT": 3, "COMPUTE": 4,
-           "DRAIN_RAW": 5, "DRAIN_REQUANT": 6}
+           "DRAIN": 5}
 #: Width of a command word.
 COMMAND_BITS = 32
 #: Width of the opcode field (bits 0..3) and of the argument field (bits 4..31).
 OPCODE_BITS = 4
 ARG_BITS = COMMAND_BITS - OPCODE_BITS
+#: Fields of the argument (``[lo, hi)`` bit ranges of ``word >> OPCODE_BITS``).
+ARG_FIELDS = {"k": (0, 17), "act_slot": (17, 21), "weight_slot": (21, 23),
+              "bank": (23, 24), "last": (24, 25), "requant": (25, 26), "relu": (26, 27)}
 #: Width of a ``din`` word.
 DATA_IN_BITS = 32
-#: Largest ``k_max`` accepted (buffer depth).
+#: Largest ``k_max`` (slot depth) accepted; ``K`` fits the 17-bit ``k`` field.
 MAX_K = 1 << 16
+#: Largest ``k_total_max`` accepted.
+MAX_K_TOTAL = 1 << 24
+#: Slot counts the argument fields can address.
+MAX_ACT_SLOTS = 1 << (ARG_FIELDS["act_slot"][1] - ARG_FIELDS["act_slot"][0])
+MAX_WEIGHT_SLOTS = 1 << (ARG_FIELDS["weight_slot"][1] - ARG_FIELDS["weight_slot"][0])
+#: Requantization parameter banks (double-buffered).
+REQUANT_BANKS = 2
 #: Width of the ``cycles`` status counter.
 CYCLE_COUNTER_BITS = 32
+#: Largest outputs per ``dout`` word and largest queue depth accepted.
+MAX_DOUT_LANES = 16
+MAX_QUEUE_DEPTH = 16
+#: Width of the slot / bank use counters. They count commands between dispatch and
+#: completion, so they stay below the queue depths plus the tiles the output FIFO's
+#: credits let into the array (at most 16 + 1 + 16 + the array's pipeline).
+_COUNTER_BITS = 8
+
+
+def _field(arg, name):
+    lo, hi = ARG_FIELDS[name]
+    return arg[lo:hi]
+
+
+def _delay(m, value, stages: int, name: str):
+    """``value`` delayed by ``stages`` registers (``value`` itself for 0)."""
+    for stage in range(stages):
+        reg = Signal.like(value, name=f"{name}_d{stage}")
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value
 
 
 class Accelerator(wiring.Component):
-    """An output-stationary GEMM accelerator driven by a command stream.
+    """An output-stationary GEMM accelerator with concurrent load, compute and drain.
 
     Parameters
     ----------
     rows, cols : int
         Array size (see :class:`~potgen.hw.array.SystolicArray`).
-    weight : str or Format
-        Weight format of every column (codes of at most 32 bits).
+    weight : str, Format or sequence of them
+        Weight format of every column, or one per column (an MSQ mixed array); codes
+        of at most 32 bits.
     act : str or IntFormat
         Activation format.
     dataflow : ``"os"``
         Only output-stationary is implemented; ``"ws"`` is refused.
     acc_bits : int or str
         Accumulator width, or a bound method (``"auto"``: the datatype bound for
-        ``K = k_max``).
+        ``K = k_total_max``; ``"l1"`` / ``"exact"`` / ``"l1_zero_centered"`` need
+        ``weights``).
     k_max : int
-        Longest dot product ``K``: the depth of the activation and weight buffers,
-        1..:data:`MAX_K`.
+        Steps per slot: the depth of one activation / weight slot, 1..:data:`MAX_K`.
+        Longer dot products are streamed as several ``COMPUTE`` chunks.
+    k_total_max : int or None
+        The longest dot product the accelerator is built for (the ``K`` its accumulator
+        bound covers); default ``k_max``. The driver refuses longer ``K``.
+    weights : array of int or None
+        Integer weight levels ``[K, N]`` for the weight-based bounds.
     out_fmt : str or IntFormat
         Requantized output format (``intN`` / ``uintN``).
     overflow : ``"wrap"`` or ``"saturate"``
@@ -111,7 +132,23 @@ class Accelerator(wiring.Component):
     max_shift : int
         Largest requantization shift, 0..127.
     requant_pipeline : int
-        Register stages of the requantizer, 0..3.
+        Register stages of the requantizer, 0..3. The default 3 registers the
+        multiplier, the shift and the clamp: with 1 the whole requantization is one
+        combinational path (36.6 MHz for 8 x 8 on LFE5U-85F).
+    act_slots : int
+        Activation slots, 1..:data:`MAX_ACT_SLOTS` (each ``k_max`` steps of ``rows``
+        activations). The driver keeps ``act_slots // 2`` row tiles resident while
+        every column tile passes and loads the next ones into the other half: 4 keeps
+        an 8 x 8 pot4 x uint8 array above 90% busy, a 16 x 16 one needs 8.
+    weight_slots : int
+        Weight slots, 1..:data:`MAX_WEIGHT_SLOTS` (2: ping-pong).
+    out_rows : int or None
+        Depth of the output row FIFO, ``rows..16 rows`` (default ``2 rows``: one tile
+        drains while the next one leaves the array).
+    dout_lanes : int
+        Results per ``dout`` word, 1..:data:`MAX_DOUT_LANES`.
+    load_queue, compute_queue : int
+        Depth of the engines' command queues, 1..:data:`MAX_QUEUE_DEPTH`.
 
     Members
     -------
@@ -120,11 +157,11 @@ class Accelerator(wiring.Component):
     din : ``In(stream.Signature(unsigned(32)))``
         Operand words of ``LOAD_ACT`` / ``LOAD_WEIGHT`` / ``SET_REQUANT``.
     dout : ``Out(stream.Signature(unsigned(data_out_bits)))``
-        Result words of ``DRAIN_RAW`` / ``DRAIN_REQUANT``.
+        Result words of ``DRAIN``: ``dout_lanes`` lanes of ``lane_bits``.
     busy : ``Out(1)``
-        A command is executing.
+        Some engine has work, or finished results wait to be drained.
     error : ``Out(1)``
-        Sticky: a command was refused (unknown opcode, ``K`` out of range).
+        Sticky: a command was refused.
     cycles : ``Out(unsigned(32))``
         Cycles with ``busy`` high since reset.
 
@@ -132,31 +169,53 @@ class Accelerator(wiring.Component):
     ----------
     array : SystolicArray
     requantizer : Requantizer
+    lane_bits : int
+        ``max(acc_bits + 1, out_bits)``: one result lane of ``dout``.
     data_out_bits : int
-        ``max(acc_bits + 1, out_bits)``.
+        ``dout_lanes * lane_bits``.
     latency : int
-        Busy cycles of a ``COMPUTE`` command beyond its ``K`` steps.
-    act_depth, weight_depth, out_depth : int
-        Buffer depths (``k_max``, ``k_max``, ``rows``).
+        Cycles from the issue of a tile's last step to its first row in the output FIFO.
     """
 
     def __init__(self, rows, cols, weight, act, *, dataflow="os", acc_bits="auto",
-                 k_max=64, out_fmt="uint8", overflow="wrap", pipeline=0,
-                 multiplier_bits=16, max_shift=31, requant_pipeline=1):
+                 k_max=64, k_total_max=None, weights=None, out_fmt="uint8",
+                 overflow="wrap", pipeline=0, multiplier_bits=16, max_shift=31,
+                 requant_pipeline=3, act_slots=4, weight_slots=2, out_rows=None,
+                 dout_lanes=1, load_queue=2, compute_queue=4):
         if dataflow == "ws":
             raise ValueError("dataflow='ws': the accelerator top implements the "
                              "output-stationary dataflow only; use dataflow='os' (the "
                              "weight-stationary SystolicArray can be used on its own)")
         if dataflow != "os":
             raise ValueError(f"dataflow={dataflow!r}: allowed value is 'os'")
-        self._k_max = check_int(k_max, "k_max", 1, MAX_K, "buffer depth, longest K")
-        self._array = SystolicArray(rows, cols, weight, act, dataflow="os",
-                                    acc_bits=acc_bits,
-                                    k=self._k_max if isinstance(acc_bits, str) else None,
-                                    overflow=overflow, pipeline=pipeline)
+        self._k_max = check_int(k_max, "k_max", 1, MAX_K, "steps per slot")
+        if k_total_max is None:
+            k_total_max = self._k_max
+        self._k_total_max = check_int(k_total_max, "k_total_max", self._k_max, MAX_K_TOTAL,
+                                      "longest K the accumulator bound covers, >= k_max")
+        self._act_slots = check_int(act_slots, "act_slots", 1, MAX_ACT_SLOTS,
+                                    "activation slots")
+        self._weight_slots = check_int(weight_slots, "weight_slots", 1, MAX_WEIGHT_SLOTS,
+                                       "weight slots")
+        self._dout_lanes = check_int(dout_lanes, "dout_lanes", 1, MAX_DOUT_LANES,
+                                     "results per dout word")
+        self._load_queue = check_int(load_queue, "load_queue", 1, MAX_QUEUE_DEPTH,
+                                     "queued load commands")
+        self._compute_queue = check_int(compute_queue, "compute_queue", 1,
+                                        MAX_QUEUE_DEPTH, "queued COMPUTE commands")
+        weight_based = isinstance(acc_bits, str) and acc_bits not in ("auto", "datatype")
+        self._array = SystolicArray(
+            rows, cols, weight, act, dataflow="os", acc_bits=acc_bits,
+            k=None if weight_based or not isinstance(acc_bits, str) else self._k_total_max,
+            weights=weights, overflow=overflow, pipeline=pipeline)
         if self._array.weight_bits > DATA_IN_BITS:
             raise ValueError(f"weight={weight!r}: codes of {self._array.weight_bits} bits "
                              f"do not fit a {DATA_IN_BITS}-bit din word")
+        R = self._array.rows
+        if out_rows is None:
+            out_rows = 2 * R
+        self._out_rows = check_int(out_rows, "out_rows", R, 16 * R,
+                                   f"output FIFO rows, rows..16 * rows for rows={R}")
         self._requant = Requantizer(self._array.acc_bits, out_fmt, lanes=cols,
                                     per_channel=True,
                                     multiplier_bits=check_int(
@@ -196,6 +255,10 @@ class Accelerator(wiring.Component):
         return self._k_max
 
     @property
+    def k_total_max(self) -> int:
+        return self._k_total_max
+
+    @property
     def acc_bits(self) -> int:
         return self._array.acc_bits
 
@@ -208,26 +271,48 @@ class Accelerator(wiring.Component):
         return self._requant.out_format.bits
 
     @property
-    def data_out_bits(self) -> int:
+    def lane_bits(self) -> int:
         return max(self.acc_bits + 1, self.out_bits)
 
     @property
+    def data_out_bits(self) -> int:
+        return self._dout_lanes * self.lane_bits
+
+    @property
+    def act_per_word(self) -> int:
+        """Activations per ``din`` word (an operand never spans two words)."""
+        return DATA_IN_BITS // self.act_bits
+
+    @property
+    def weight_per_word(self) -> int:
+        """Weight codes per ``din`` word."""
+        return DATA_IN_BITS // self._array.weight_bits
+
+    @property
+    def act_words_per_step(self) -> int:
+        return -(-self.rows // self.act_per_word)
+
+    @property
+    def weight_words_per_step(self) -> int:
+        return -(-self.cols // self.weight_per_word)
+
+    @property
+    def requant_record_bits(self) -> int:
+        """Bits of one column's requantization record: ``m``, then ``s``, then ``zp``."""
+        return self._requant.multiplier_bits + self._requant.shift_bits + self.out_bits
+
+    @property
+    def requant_words_per_column(self) -> int:
+        return -(-self.requant_record_bits // DATA_IN_BITS)
+
+    @property
+    def words_per_row(self) -> int:
+        """``dout`` words per result row: ``ceil(cols / dout_lanes)``."""
+        return -(-self.cols // self._dout_lanes)
+
+    @property
     def latency(self) -> int:
-        """Busy cycles of a ``COMPUTE`` beyond its ``K`` steps: the array's drain latency,
-        one cycle per result row, and the cycle that sees the last row stored."""
-        return self._array.drain_latency + self.rows + 1
-
-    @property
-    def act_depth(self) -> int:
-        return self._k_max
-
-    @property
-    def weight_depth(self) -> int:
-        return self._k_max
-
-    @property
-    def out_depth(self) -> int:
-        return self.rows
+        return 1 + self._array.drain_latency + self._requant.latency
 
     # --- elaboration ---
 
@@ -236,186 +321,330 @@ class Accelerator(wiring.Component):
         m.submodules.array = array = self._array
         m.submodules.requant = requant = self._requant
         R, C = self.rows, self.cols
-        A, W, P = self.act_bits, array.weight_bits, self.acc_bits
-        Z = self.out_bits
+        A, W, P, Z = self.act_bits, array.weight_bits, self.acc_bits, self.out_bits
+        KM, D, LB = self._k_max, self._out_rows, self.lane_bits
+        n_act, n_weight = self._act_slots, self._weight_slots
 
-        m.submodules.act_buffer = act_mem = Memory(shape=unsigned(R * A),
-                                                   depth=self._k_max, init=[])
-        m.submodules.weight_buffer = weight_mem = Memory(shape=unsigned(C * W),
-                                                         depth=self._k_max, init=[])
-        # One output row: cols accumulators, then cols overflow flags.
-        m.submodules.out_buffer = out_mem = Memory(shape=unsigned(C * P + C), depth=R,
-                                                   init=[])
+        m.submodules.act_buffer = act_mem = Memory(
+            shape=unsigned(R * A), depth=n_act * KM, init=[])
+        m.submodules.weight_buffer = weight_mem = Memory(
+            shape=unsigned(C * W), depth=n_weight * KM, init=[])
+        m.submodules.out_buffer = out_mem = Memory(
+            shape=unsigned(C * LB), depth=D, init=[])
         act_write = act_mem.write_port(granularity=A)
         weight_write = weight_mem.write_port(granularity=W)
         out_write = out_mem.write_port()
         act_read = act_mem.read_port()
         weight_read = weight_mem.read_port()
-        out_read = out_mem.read_port()
+        out_read = out_mem.read_port(transparent_for=(out_write,))
+
+        # Engine queues hold (kind, arg) / arg; they are written by the dispatcher.
+        m.submodules.load_queue = load_q = SyncFIFO(width=2 + ARG_BITS,
+                                                    depth=self._load_queue)
+        m.submodules.compute_queue = compute_q = SyncFIFO(width=ARG_BITS,
+                                                          depth=self._compute_queue)
+
+        def counters(n, name):
+            return [Signal(_COUNTER_BITS, name=f"{name}{i}") for i in range(n)]
+
+        act_users, act_loads = counters(n_act, "act_users"), counters(n_act, "act_loads")
+        weight_users = counters(n_weight, "weight_users")
+        weight_loads = counters(n_weight, "weight_loads")
+        bank_users = counters(REQUANT_BANKS, "bank_users")
+        bank_loads = counters(REQUANT_BANKS, "bank_loads")
+        # Every counter is written once per cycle from these increments / decrements.
+        increments = {id(s): [] for s in act_users + act_loads + weight_users
+                      + weight_loads + bank_users + bank_loads}
+        decrements = {key: [] for key in increments}
+
+        def bump(signals, index, condition, table):
+            for i, s in enumerate(signals):
+                table[id(s)].append(condition & (index == i))
+
+        # --- dispatcher ---
 
         opcode = self.cmd.payload[:OPCODE_BITS]
         arg = self.cmd.payload[OPCODE_BITS:]
-        k_count = Signal(range(self._k_max + 1))        # K of the running command
-        k = Signal(range(self._k_max + 1))                # step / buffer word index
-        lane = Signal(range(max(R, C, 2)))
-        field = Signal(range(3))                        # SET_REQUANT: m, s, zp
-        row = Signal(range(R + 1))                      # result rows captured / drained
-        wait = Signal(range(requant.latency + 2))
-        raw = Signal()
+        k_arg = _field(arg, "k")
+        a_slot, w_slot = _field(arg, "act_slot"), _field(arg, "weight_slot")
+        bank, last_flag = _field(arg, "bank"), _field(arg, "last")
+        requant_flag = _field(arg, "requant")
+        k_ok = (k_arg >= 1) & (k_arg <= KM)
+        a_ok, w_ok = a_slot < n_act, w_slot < n_weight
 
-        multipliers = [Signal(unsigned(self._requant.multiplier_bits), name=f"m{j}")
-                       for j in range(C)]
-        shifts = [Signal(unsigned(max(self._requant.shift_bits, 1)), name=f"s{j}")
-                  for j in range(C)]
-        zero_points = [Signal(requant.out_shape, name=f"zp{j}") for j in range(C)]
-        relu = Signal()
+        def pick(signals, index):
+            value = Signal(_COUNTER_BITS)
+            with m.Switch(index):
+                for i, s in enumerate(signals):
+                    with m.Case(i):
+                        m.d.comb += value.eq(s)
+            return value
 
-        k_ok = (arg >= 1) & (arg <= self._k_max)
+        undrained = Signal(16)          # tiles dispatched with `last`, not yet DRAINed
+        is_ = {name: opcode == code for name, code in OPCODES.items()}
+        valid_cmd = Signal()
+        stall = Signal()
+        m.d.comb += [
+            valid_cmd.eq(is_["NOP"]
+                         | (is_["LOAD_ACT"] & k_ok & a_ok)
+                         | (is_["LOAD_WEIGHT"] & k_ok & w_ok)
+                         | is_["SET_REQUANT"]
+                         | (is_["COMPUTE"] & k_ok & a_ok & w_ok)
+                         | (is_["DRAIN"] & (undrained != 0))),
+            stall.eq(valid_cmd & (
+                (is_["LOAD_ACT"] & (~load_q.w_rdy | (pick(act_users, a_slot) != 0)))
+                | (is_["LOAD_WEIGHT"] & (~load_q.w_rdy | (pick(weight_users, w_slot) != 0)))
+                | (is_["SET_REQUANT"] & (~load_q.w_rdy | (pick(bank_users, bank) != 0)))
+                | (is_["COMPUTE"] & (~compute_q.w_rdy
+                                     | (pick(act_loads, a_slot) != 0)
+                                     | (pick(weight_loads, w_slot) != 0)
+                                     | (last_flag & requant_flag
+                                        & (pick(bank_loads, bank) != 0)))))),
+            self.cmd.ready.eq(~stall),
+        ]
+        take = Signal()
+        m.d.comb += take.eq(self.cmd.valid & ~stall)
+        with m.If(take & ~valid_cmd):
+            m.d.sync += self.error.eq(1)
+        is_load = is_["LOAD_ACT"] | is_["LOAD_WEIGHT"] | is_["SET_REQUANT"]
+        m.d.comb += [
+            load_q.w_data.eq(Cat(opcode[:2], arg)),
+            load_q.w_en.eq(take & valid_cmd & is_load),
+            compute_q.w_data.eq(arg),
+            compute_q.w_en.eq(take & valid_cmd & is_["COMPUTE"]),
+        ]
+        dispatch = take & valid_cmd
+        bump(act_loads, a_slot, dispatch & is_["LOAD_ACT"], increments)
+        bump(weight_loads, w_slot, dispatch & is_["LOAD_WEIGHT"], increments)
+        bump(bank_loads, bank, dispatch & is_["SET_REQUANT"], increments)
+        bump(act_users, a_slot, dispatch & is_["COMPUTE"], increments)
+        bump(weight_users, w_slot, dispatch & is_["COMPUTE"], increments)
+        bump(bank_users, bank, dispatch & is_["COMPUTE"] & last_flag & requant_flag,
+             increments)
+        drain_dispatch = dispatch & is_["DRAIN"]
+        m.d.sync += undrained.eq(undrained + (dispatch & is_["COMPUTE"] & last_flag)
+                                 - drain_dispatch)
 
-        # Array steps: buffer words are read one cycle before the array takes them.
-        step_valid = Signal()
-        step_last = Signal()
-        m.d.sync += [step_valid.eq(0), step_last.eq(0)]
+        # --- load engine ---
+
+        l_active = Signal()
+        l_kind = Signal(2)
+        l_arg = Signal(ARG_BITS)
+        l_k = Signal(range(KM + 1))
+        l_word = Signal(range(max(self.act_words_per_step, self.weight_words_per_step,
+                                  self.requant_words_per_column, 2)))
+        l_col = Signal(range(max(C, 2)))
+        l_base = Signal(range(max(n_act, n_weight) * KM + 1))
+        l_k_count = _field(l_arg, "k")
+        l_a_slot, l_w_slot = _field(l_arg, "act_slot"), _field(l_arg, "weight_slot")
+        l_bank = _field(l_arg, "bank")
+        kind_act, kind_weight = OPCODES["LOAD_ACT"], OPCODES["LOAD_WEIGHT"]
+        kind_requant = OPCODES["SET_REQUANT"]
+
+        multipliers = [[Signal(unsigned(self._requant.multiplier_bits), name=f"m{b}_{j}")
+                        for j in range(C)] for b in range(REQUANT_BANKS)]
+        shift_bits = self._requant.shift_bits
+        shifts = [[Signal(unsigned(max(shift_bits, 1)), name=f"s{b}_{j}")
+                   for j in range(C)] for b in range(REQUANT_BANKS)]
+        zero_points = [[Signal(requant.out_shape, name=f"zp{b}_{j}") for j in range(C)]
+                       for b in range(REQUANT_BANKS)]
+        relus = [Signal(name=f"relu{b}") for b in range(REQUANT_BANKS)]
+
+        l_finish = Signal()
+        m.d.comb += self.din.ready.eq(l_active)
+        word_taken = l_active & self.din.valid
+        per_a, per_w = self.act_per_word, self.weight_per_word
+        m.d.comb += [
+            act_write.addr.eq(l_base + l_k),
+            act_write.data.eq(Cat(*[self.din.payload[(i % per_a) * A:(i % per_a + 1) * A]
+                                    for i in range(R)])),
+            weight_write.addr.eq(l_base + l_k),
+            weight_write.data.eq(Cat(*[self.din.payload[(j % per_w) * W:(j % per_w + 1) * W]
+                                       for j in range(C)])),
+        ]
+        for kind, port, lanes, per, steps in (
+                (kind_act, act_write, R, per_a, self.act_words_per_step),
+                (kind_weight, weight_write, C, per_w, self.weight_words_per_step)):
+            with m.If(word_taken & (l_kind == kind)):
+                with m.Switch(l_word):
+                    for w in range(steps):
+                        with m.Case(w):
+                            m.d.comb += port.en.eq(
+                                sum(1 << i for i in range(lanes) if i // per == w))
+                with m.If(l_word == steps - 1):
+                    m.d.sync += [l_word.eq(0), l_k.eq(l_k + 1)]
+                    m.d.comb += l_finish.eq(l_k == l_k_count - 1)
+                with m.Else():
+                    m.d.sync += l_word.eq(l_word + 1)
+
+        record_words = self.requant_words_per_column
+        partial = Signal(max(DATA_IN_BITS * (record_words - 1), 1))
+        record = Cat(partial[:DATA_IN_BITS * (record_words - 1)], self.din.payload)
+        mb = self._requant.multiplier_bits
+        with m.If(word_taken & (l_kind == kind_requant)):
+            with m.If(l_word == record_words - 1):
+                m.d.sync += [l_word.eq(0), l_col.eq(l_col + 1)]
+                m.d.comb += l_finish.eq(l_col == C - 1)
+                with m.Switch(Cat(l_col, l_bank)):
+                    for b in range(REQUANT_BANKS):
+                        for j in range(C):
+                            with m.Case(j | (b << len(l_col))):
+                                m.d.sync += [multipliers[b][j].eq(record[:mb]),
+                                             zero_points[b][j].eq(
+                                                 record[mb + shift_bits:
+                                                        mb + shift_bits + Z])]
+                                if shift_bits:
+                                    m.d.sync += shifts[b][j].eq(
+                                        record[mb:mb + shift_bits])
+            with m.Else():
+                m.d.sync += l_word.eq(l_word + 1)
+                with m.Switch(l_word):
+                    for w in range(record_words - 1):
+                        with m.Case(w):
+                            m.d.sync += partial[w * DATA_IN_BITS:(w + 1) * DATA_IN_BITS].eq(
+                                self.din.payload)
+
+        l_done = l_finish & word_taken
+        bump(act_loads, l_a_slot, l_done & (l_kind == kind_act), decrements)
+        bump(weight_loads, l_w_slot, l_done & (l_kind == kind_weight), decrements)
+        bump(bank_loads, l_bank, l_done & (l_kind == kind_requant), decrements)
+        next_kind, next_arg = load_q.r_data[:2], load_q.r_data[2:]
+        with m.If((~l_active | l_done) & load_q.r_rdy):
+            m.d.comb += load_q.r_en.eq(1)
+            m.d.sync += [l_active.eq(1), l_kind.eq(next_kind), l_arg.eq(next_arg),
+                         l_k.eq(0), l_word.eq(0), l_col.eq(0),
+                         l_base.eq(Mux(next_kind == kind_act,
+                                       _field(next_arg, "act_slot") * KM,
+                                       _field(next_arg, "weight_slot") * KM))]
+            with m.If(next_kind == kind_requant):
+                for b in range(REQUANT_BANKS):
+                    with m.If(_field(next_arg, "bank") == b):
+                        m.d.sync += relus[b].eq(_field(next_arg, "relu"))
+        with m.Elif(l_done):
+            m.d.sync += l_active.eq(0)
+
+        # --- compute engine ---
+
+        c_active = Signal()
+        c_arg = Signal(ARG_BITS)
+        c_k = Signal(range(KM + 1))
+        c_act_base = Signal(range(n_act * KM + 1))
+        c_weight_base = Signal(range(n_weight * KM + 1))
+        c_last, c_requant = _field(c_arg, "last"), _field(c_arg, "requant")
+        reserved = Signal(range(D + 1))        # output FIFO rows promised to tiles
+        gap = Signal(range(R + 1), init=R)     # cycles since the last `last` step (<= R)
+        c_final = c_k == _field(c_arg, "k") - 1
+        # A column drains one row per cycle, so `last` steps are >= rows cycles apart,
+        # and a tile's rows must have room in the output FIFO when they arrive.
+        hold = c_final & c_last & ((gap < R) | (reserved + R > D))
+        issue = c_active & ~hold
+        m.d.comb += [act_read.addr.eq(c_act_base + c_k),
+                     weight_read.addr.eq(c_weight_base + c_k)]
+        step_valid, step_last = Signal(), Signal()
+        step_requant, step_bank = Signal(), Signal()
+        m.d.sync += [step_valid.eq(issue), step_last.eq(issue & c_final & c_last),
+                     step_requant.eq(c_requant), step_bank.eq(_field(c_arg, "bank"))]
         m.d.comb += [
             array.act.as_value().eq(act_read.data),
             array.weight.as_value().eq(weight_read.data),
             array.valid.eq(step_valid),
             array.last.eq(step_last),
         ]
-        m.d.comb += [
-            out_write.addr.eq(row),
-            out_write.data.eq(Cat(array.out_acc.as_value(), array.out_overflow)),
-        ]
+        ends_tile = issue & c_final & c_last
+        with m.If(issue):
+            m.d.sync += c_k.eq(c_k + 1)
+        with m.If(ends_tile):
+            m.d.sync += gap.eq(1)
+        with m.Elif(gap < R):
+            m.d.sync += gap.eq(gap + 1)
+        c_done = issue & c_final
+        bump(act_users, _field(c_arg, "act_slot"), c_done, decrements)
+        bump(weight_users, _field(c_arg, "weight_slot"), c_done, decrements)
+        next_c = compute_q.r_data
+        with m.If((~c_active | c_done) & compute_q.r_rdy):
+            m.d.comb += compute_q.r_en.eq(1)
+            m.d.sync += [c_active.eq(1), c_arg.eq(next_c), c_k.eq(0),
+                         c_act_base.eq(_field(next_c, "act_slot") * KM),
+                         c_weight_base.eq(_field(next_c, "weight_slot") * KM)]
+        with m.Elif(c_done):
+            m.d.sync += c_active.eq(0)
 
-        # Drain: the output buffer word of `row` feeds the requantizer continuously.
-        m.d.comb += out_read.addr.eq(row)
-        accs = out_read.data[:C * P]
-        flags = out_read.data[C * P:]
-        m.d.comb += [requant.valid.eq(1), requant.acc.as_value().eq(accs),
-                     requant.relu.eq(relu)]
-        for j in range(C):
-            m.d.comb += [requant.multiplier[j].eq(multipliers[j]),
-                         requant.zero_point[j].eq(zero_points[j])]
-            if self._requant.shift_bits:
-                m.d.comb += requant.shift[j].eq(shifts[j])
-        raw_words = [Cat(accs[j * P:(j + 1) * P], flags[j]) for j in range(C)]
-        requant_words = [requant.out.as_value()[j * Z:(j + 1) * Z] for j in range(C)]
-        word = Signal(unsigned(self.data_out_bits))
-        with m.Switch(lane):
-            for j in range(C):
-                with m.Case(j):
-                    m.d.comb += word.eq(Mux(raw, raw_words[j], requant_words[j]))
-        m.d.comb += self.dout.payload.eq(word)
+        # --- result path: array rows -> requantizer -> output FIFO ---
 
-        with m.FSM():
-            with m.State("IDLE"):
-                m.d.comb += self.cmd.ready.eq(1)
-                with m.If(self.cmd.valid):
-                    m.d.sync += [k.eq(0), lane.eq(0), field.eq(0), row.eq(0),
-                                 k_count.eq(arg)]
-                    with m.Switch(opcode):
-                        with m.Case(OPCODES["NOP"]):
-                            pass
-                        with m.Case(OPCODES["LOAD_ACT"]):
-                            with m.If(k_ok):
-                                m.next = "LOAD_ACT"
-                            with m.Else():
-                                m.d.sync += self.error.eq(1)
-                        with m.Case(OPCODES["LOAD_WEIGHT"]):
-                            with m.If(k_ok):
-                                m.next = "LOAD_WEIGHT"
-                            with m.Else():
-                                m.d.sync += self.error.eq(1)
-                        with m.Case(OPCODES["SET_REQUANT"]):
-                            m.d.sync += relu.eq(arg[0])
-                            m.next = "SET_REQUANT"
-                        with m.Case(OPCODES["COMPUTE"]):
-                            with m.If(k_ok):
-                                m.next = "COMPUTE"
-                            with m.Else():
-                                m.d.sync += self.error.eq(1)
-                        with m.Case(OPCODES["DRAIN_RAW"], OPCODES["DRAIN_REQUANT"]):
-                            m.d.sync += [raw.eq(opcode == OPCODES["DRAIN_RAW"]),
-                                         wait.eq(requant.latency)]
-                            m.next = "DRAIN_WAIT"
-                        with m.Default():
-                            m.d.sync += self.error.eq(1)
-
-            for state, write, lanes, width in (("LOAD_ACT", act_write, R, A),
-                                               ("LOAD_WEIGHT", weight_write, C, W)):
-                with m.State(state):
-                    m.d.comb += [self.busy.eq(1), self.din.ready.eq(1),
-                                 write.addr.eq(k),
-                                 write.data.eq(Cat(*[self.din.payload[:width]] * lanes))]
-                    with m.If(self.din.valid):
-                        m.d.comb += write.en.eq(1 << lane)
-                        with m.If(lane == lanes - 1):
-                            m.d.sync += [lane.eq(0), k.eq(k + 1)]
-                            with m.If(k == k_count - 1):
-                                m.next = "IDLE"
-                        with m.Else():
-                            m.d.sync += lane.eq(lane + 1)
-
-            with m.State("SET_REQUANT"):
-                m.d.comb += [self.busy.eq(1), self.din.ready.eq(1)]
-                with m.If(self.din.valid):
-                    with m.Switch(lane):
-                        for j in range(C):
-                            with m.Case(j):
-                                with m.Switch(field):
-                                    with m.Case(0):
-                                        m.d.sync += multipliers[j].eq(self.din.payload)
-                                    with m.Case(1):
-                                        m.d.sync += shifts[j].eq(self.din.payload)
-                                    with m.Case(2):
-                                        m.d.sync += zero_points[j].eq(self.din.payload)
-                    with m.If(field == 2):
-                        m.d.sync += [field.eq(0), lane.eq(lane + 1)]
-                        with m.If(lane == C - 1):
-                            m.next = "IDLE"
-                    with m.Else():
-                        m.d.sync += field.eq(field + 1)
-
-            with m.State("COMPUTE"):
-                # No idle steps are needed when K < rows: the next tile starts only after
-                # every row of this one has left the array (COMPUTE_WAIT).
-                m.d.comb += [self.busy.eq(1), act_read.addr.eq(k), weight_read.addr.eq(k)]
-                m.d.sync += [step_valid.eq(1), step_last.eq(k == k_count - 1),
-                             k.eq(k + 1)]
-                with m.If(k == k_count - 1):
-                    m.next = "COMPUTE_WAIT"
-
-            with m.State("COMPUTE_WAIT"):
-                m.d.comb += self.busy.eq(1)
-                with m.If(row == R):
-                    m.next = "IDLE"
-
-            with m.State("DRAIN_WAIT"):
-                # The buffer word of `row` and its requantized values settle.
-                m.d.comb += self.busy.eq(1)
-                with m.If(wait == 0):
-                    m.next = "DRAIN_EMIT"
-                with m.Else():
-                    m.d.sync += wait.eq(wait - 1)
-
-            with m.State("DRAIN_EMIT"):
-                m.d.comb += [self.busy.eq(1), self.dout.valid.eq(1)]
-                with m.If(self.dout.ready):
-                    with m.If(lane == C - 1):
-                        m.d.sync += [lane.eq(0), row.eq(row + 1),
-                                     wait.eq(requant.latency)]
-                        with m.If(row == R - 1):
-                            m.next = "IDLE"
-                        with m.Else():
-                            m.next = "DRAIN_WAIT"
-                    with m.Else():
-                        m.d.sync += lane.eq(lane + 1)
-
-        # Result rows leave the array in order; `row` counts them during COMPUTE.
+        # The tag of a tile (requantize? which bank?) travels with its `last` step and
+        # meets the tile's first result row at the array's bottom edge.
+        tag_mark = _delay(m, step_last, array.drain_latency, "tag_mark")
+        tag_requant = _delay(m, step_requant, array.drain_latency, "tag_requant")
+        tag_bank = _delay(m, step_bank, array.drain_latency, "tag_bank")
+        held_requant, held_bank = Signal(), Signal()
+        with m.If(tag_mark):
+            m.d.sync += [held_requant.eq(tag_requant), held_bank.eq(tag_bank)]
+        row_requant = Mux(tag_mark, tag_requant, held_requant)
+        row_bank = Mux(tag_mark, tag_bank, held_bank)
+        out_row = Signal(range(R))
         with m.If(array.out_valid):
-            m.d.comb += out_write.en.eq(1)
-            m.d.sync += row.eq(row + 1)
+            m.d.sync += out_row.eq(Mux(out_row == R - 1, 0, out_row + 1))
+        tile_left_array = array.out_valid & (out_row == R - 1)
+        bump(bank_users, row_bank, tile_left_array & row_requant, decrements)
 
+        m.d.comb += [requant.valid.eq(array.out_valid),
+                     requant.acc.as_value().eq(array.out_acc.as_value()),
+                     requant.relu.eq(Mux(row_bank, relus[1], relus[0]))]
+        for j in range(C):
+            m.d.comb += [
+                requant.multiplier[j].eq(Mux(row_bank, multipliers[1][j],
+                                             multipliers[0][j])),
+                requant.zero_point[j].eq(Mux(row_bank, zero_points[1][j],
+                                             zero_points[0][j])),
+            ]
+            if shift_bits:
+                m.d.comb += requant.shift[j].eq(Mux(row_bank, shifts[1][j], shifts[0][j]))
+        accs = array.out_acc.as_value()
+        raw_row = Cat(*[Cat(accs[j * P:(j + 1) * P], array.out_overflow[j],
+                            Const(0, LB - P - 1)) for j in range(C)])
+        rq = requant.latency
+        raw_row = _delay(m, raw_row, rq, "raw_row")
+        row_requant_d = _delay(m, row_requant, rq, "row_requant")
+        outs = requant.out.as_value()
+        requant_row = Cat(*[Cat(outs[j * Z:(j + 1) * Z], Const(0, LB - Z))
+                            for j in range(C)])
+
+        wr_ptr, rd_ptr = Signal(range(D)), Signal(range(D))
+        count = Signal(range(D + 1))
+        row_written = requant.out_valid
+        m.d.comb += [out_write.addr.eq(wr_ptr), out_write.en.eq(row_written),
+                     out_write.data.eq(Mux(row_requant_d, requant_row, raw_row))]
+        with m.If(row_written):
+            m.d.sync += wr_ptr.eq(Mux(wr_ptr == D - 1, 0, wr_ptr + 1))
+
+        # --- drain engine: FIFO rows -> dout words ---
+
+        drain_rows = Signal(16)         # rows the host has asked for, not yet emitted
+        e_word = Signal(range(max(self.words_per_row, 2)))
+        L = self._dout_lanes
+        padded = Cat(out_read.data, Const(0, (self.words_per_row * L - C) * LB))
+        m.d.comb += [self.dout.valid.eq((count != 0) & (drain_rows != 0)),
+                     self.dout.payload.eq(padded.word_select(e_word, L * LB))]
+        sent = self.dout.valid & self.dout.ready
+        pop = sent & (e_word == self.words_per_row - 1)
+        next_rd = Mux(rd_ptr == D - 1, 0, rd_ptr + 1)
+        m.d.comb += out_read.addr.eq(Mux(pop, next_rd, rd_ptr))
+        with m.If(sent):
+            m.d.sync += e_word.eq(Mux(pop, 0, e_word + 1))
+        with m.If(pop):
+            m.d.sync += rd_ptr.eq(next_rd)
+        m.d.sync += [count.eq(count + row_written - pop),
+                     reserved.eq(reserved + Mux(ends_tile, R, 0) - pop),
+                     drain_rows.eq(drain_rows + Mux(drain_dispatch, R, 0) - pop)]
+
+        for key, signal in ((id(s), s) for s in act_users + act_loads + weight_users
+                            + weight_loads + bank_users + bank_loads):
+            up = sum(increments[key]) if increments[key] else 0
+            down = sum(decrements[key]) if decrements[key] else 0
+            m.d.sync += signal.eq(signal + up - down)
+
+        m.d.comb += self.busy.eq(l_active | load_q.r_rdy | c_active | compute_q.r_rdy
+                                 | (reserved != 0) | (drain_rows != 0))
         with m.If(self.busy):
             m.d.sync += self.cycles.eq(self.cycles + 1)
         return m
@@ -423,31 +652,53 @@ class Accelerator(wiring.Component):
     # --- metadata ---
 
     def commands(self) -> dict:
-        """The command set, word formats and buffer shapes (enough to write a driver)."""
+        """The command set, word formats and fields (enough to write a driver)."""
         return {
             "command_bits": COMMAND_BITS,
             "opcode_field": [0, OPCODE_BITS],
             "arg_field": [OPCODE_BITS, COMMAND_BITS],
+            "arg_fields": {name: list(span) for name, span in ARG_FIELDS.items()},
             "data_in_bits": DATA_IN_BITS,
             "data_out_bits": self.data_out_bits,
             "opcodes": dict(OPCODES),
             "k_range": [1, self._k_max],
-            "LOAD_ACT": "arg = K; din: K*rows words, k outer, row i inner, A[i, k] two's "
-                        f"complement in bits 0..{self.act_bits - 1}",
-            "LOAD_WEIGHT": "arg = K; din: K*cols words, k outer, column j inner, code "
-                           f"W[k, j] in bits 0..{self._array.weight_bits - 1}",
-            "SET_REQUANT": "arg bit 0 = relu; din: 3*cols words, for column j: m_j "
-                           f"(unsigned, {self._requant.multiplier_bits} bits), s_j "
-                           f"(0..{self._requant.max_shift}), zp_j (two's complement, "
-                           f"{self.out_bits} bits)",
-            "COMPUTE": "arg = K; C = A[:, :K] @ W[:K, :] into the output buffer",
-            "DRAIN_RAW": "dout: rows*cols words, row-major; acc two's complement in bits "
-                         f"0..{self.acc_bits - 1}, overflow flag in bit {self.acc_bits}",
-            "DRAIN_REQUANT": "dout: rows*cols words, row-major; "
-                             "clamp(zp + ((acc*m + 2^(s-1)) >> s), lo, hi) (lo = zp with "
-                             f"relu), two's complement in bits 0..{self.out_bits - 1}",
-            "errors": "unknown opcode or K outside k_range: command dropped, sticky "
-                      "error set; reset before continuing",
+            "LOAD_ACT": "k, act_slot; din: for each step k, ceil(rows / act_per_word) "
+                        "words, word w holding rows w*act_per_word.. at act_bits each "
+                        "(two's complement, row w*act_per_word in the low bits)",
+            "LOAD_WEIGHT": "k, weight_slot; din: for each step k, ceil(cols / "
+                           "weight_per_word) words of codes, column w*weight_per_word "
+                           "in the low bits",
+            "SET_REQUANT": "bank, relu; din: for each column j, requant_words_per_column "
+                           "words holding the record m | s << multiplier_bits | zp << "
+                           "(multiplier_bits + shift_bits), low word first",
+            "COMPUTE": "k, act_slot, weight_slot, last, requant, bank: k steps of "
+                       "A[:, step] and W[step, :] from the slots; the tile's sums "
+                       "continue from the previous COMPUTE unless that one had last; "
+                       "with last the tile's rows go to the output FIFO, requantized "
+                       "with the bank when requant is set, else raw",
+            "DRAIN": f"dout: the next finished tile, rows 0..{self.rows - 1}, each "
+                     f"{self.words_per_row} words of {self._dout_lanes} lanes of "
+                     f"{self.lane_bits} bits (column w*dout_lanes in the low lane); raw "
+                     f"lane: acc two's complement in bits 0..{self.acc_bits - 1}, "
+                     f"overflow flag in bit {self.acc_bits}; requantized lane: the "
+                     f"value two's complement in bits 0..{self.out_bits - 1}",
+            "errors": "unknown opcode, k outside k_range, a slot beyond the buffer, or a "
+                      "DRAIN without a finished tile: command dropped, sticky error set; "
+                      "reset before continuing",
+        }
+
+    def timing(self) -> dict:
+        """Every number the cycle model (:mod:`potgen.runtime.cycles`) needs."""
+        return {
+            "act_words_per_step": self.act_words_per_step,
+            "weight_words_per_step": self.weight_words_per_step,
+            "requant_words_per_column": self.requant_words_per_column,
+            "words_per_row": self.words_per_row,
+            "drain_latency": self._array.drain_latency,
+            "requant_latency": self._requant.latency,
+            "out_rows": self._out_rows,
+            "load_queue": self._load_queue,
+            "compute_queue": self._compute_queue,
         }
 
     def metadata(self) -> dict:
@@ -455,6 +706,7 @@ class Accelerator(wiring.Component):
         array = self._array.metadata()
         return {
             "kind": "accelerator",
+            "version": 2,
             "rows": self.rows,
             "cols": self.cols,
             "dataflow": "os",
@@ -464,21 +716,33 @@ class Accelerator(wiring.Component):
             "overflow": array["overflow"],
             "pipeline": array["pipeline"],
             "k_max": self._k_max,
+            "k_total_max": self._k_total_max,
+            "bound": array["bound"],
             "out": str(self._requant.out_format),
             "multiplier_bits": self._requant.multiplier_bits,
+            "shift_bits": self._requant.shift_bits,
             "max_shift": self._requant.max_shift,
             "requant_latency": self._requant.latency,
-            "compute_latency": self.latency,
-            "buffers": {"act": {"depth": self.act_depth, "lanes": self.rows,
-                                "lane_bits": self.act_bits},
-                        "weight": {"depth": self.weight_depth, "lanes": self.cols,
-                                   "lane_bits": self._array.weight_bits},
-                        "out": {"depth": self.out_depth, "lanes": self.cols,
-                                "lane_bits": self.acc_bits + 1}},
+            "act_slots": self._act_slots,
+            "weight_slots": self._weight_slots,
+            "requant_banks": REQUANT_BANKS,
+            "dout_lanes": self._dout_lanes,
+            "lane_bits": self.lane_bits,
+            "buffers": {"act": {"slots": self._act_slots, "depth": self._k_max,
+                                "lanes": self.rows, "lane_bits": self.act_bits,
+                                "per_word": self.act_per_word},
+                        "weight": {"slots": self._weight_slots, "depth": self._k_max,
+                                   "lanes": self.cols,
+                                   "lane_bits": self._array.weight_bits,
+                                   "per_word": self.weight_per_word},
+                        "out": {"depth": self._out_rows, "lanes": self.cols,
+                                "lane_bits": self.lane_bits}},
             "commands": self.commands(),
-            "status": {"busy": "a command is executing", "error": "sticky: a command "
-                       "was refused", "cycles": f"{CYCLE_COUNTER_BITS}-bit count of "
-                       "busy cycles since reset"},
+            "timing": self.timing(),
+            "status": {"busy": "an engine has work or finished results wait to be "
+                       "drained", "error": "sticky: a command was refused",
+                       "cycles": f"{CYCLE_COUNTER_BITS}-bit count of busy cycles since "
+                       "reset"},
             "array": array,
             "ports": signature_ports(self),
         }

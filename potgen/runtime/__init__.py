@@ -1,13 +1,25 @@
 """Host runtime: drive a generated accelerator from Python.
 
 :class:`~potgen.runtime.driver.AcceleratorDriver` turns GEMMs into the accelerator's
-command and data words (tiling, padding, requantization parameters) and decodes its
-results; a :class:`~potgen.runtime.driver.Backend` moves the words (Amaranth
-simulation in :mod:`potgen.runtime.amaranth_backend`).
+command and data words (tiling, slot placement, packing, requantization parameters,
+MSQ column maps) and decodes its results; a :class:`~potgen.runtime.driver.Backend`
+moves the words (Amaranth simulation in :mod:`potgen.runtime.amaranth_backend`).
+:mod:`potgen.runtime.cycles` gives the exact busy-cycle count of a GEMM from the
+accelerator's metadata alone.
 """
 
-from .driver import (AcceleratorDriver, Backend, GemmResult, Program, RequantParams,
-                     RunResult)
+from .cycles import CycleBreakdown, gemm_cycles, model_metadata
+from .driver import (
+                     AcceleratorDriver,
+                     Backend,
+                     Command,
+                     GemmResult,
+                     Program,
+                     RequantParams,
+                     RunResult,
+                     plan_gemm,
+)
 
-__all__ = ["AcceleratorDriver", "Backend", "GemmResult", "Program", "RequantParams",
-           "RunResult"]
+__all__ = ["AcceleratorDriver", "Backend", "Command", "CycleBreakdown", "GemmResult",
+           "Program", "RequantParams", "RunResult", "gemm_cycles", "model_metadata",
+           "plan_gemm"]
