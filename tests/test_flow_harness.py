@@ -199,4 +199,6 @@ def test_spec_validation():
     with pytest.raises(ValueError, match="activation format"):
         DesignSpec("pot4", act="pot4")
     with pytest.raises(ValueError, match="kind"):
+        DesignSpec("pot4", kind="crossbar")
+    with pytest.raises(ValueError, match="rows: an array design needs rows"):
         DesignSpec("pot4", kind="array")

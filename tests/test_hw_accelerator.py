@@ -335,7 +335,7 @@ def test_driver_refuses_bad_requant_and_commands(driver):
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
-    ({"dataflow": "ws"}, ValueError, "output-stationary dataflow only"),
+    ({"dataflow": "ws", "k_max": 1}, ValueError, "k_max"),
     ({"dataflow": "xs"}, ValueError, "dataflow='xs'"),
     ({"k_max": 0}, ValueError, r"k_max=0: must be 1\.\."),
     ({"k_max": 2.0}, TypeError, "k_max"),

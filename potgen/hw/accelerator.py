@@ -1,6 +1,7 @@
 """Accelerator top: a systolic array fed by concurrent load / compute / drain engines.
 
-:class:`Accelerator` wraps an output-stationary :class:`~potgen.hw.array.SystolicArray`
+:class:`Accelerator` wraps an output- or weight-stationary
+:class:`~potgen.hw.array.SystolicArray`
 with block-RAM operand buffers split into *slots*, a requantizer on the result path, an
 output row FIFO, and three engines that run at the same time:
 
@@ -27,6 +28,11 @@ Streams follow the ``lib.stream`` rules: a word moves in a cycle where ``valid``
 ``ready`` are both high; ``dout.valid`` never depends on ``dout.ready`` and a word
 offered on ``dout`` stays unchanged until it is taken, so back-pressure loses nothing.
 
+Weight-stationary (``dataflow="ws"``) keeps the engines, commands and hazards; a
+``COMPUTE`` is one ``K`` fold (``rows`` weight rows preloaded, then ``k`` activation
+rows streamed), folds with ``accumulate`` continue from an on-chip partial-sum buffer
+so sums follow the golden sequential order, and a ``DRAIN`` names its row count.
+
 The command set, word layouts and timing are in ``docs/accelerator.md`` and in
 :meth:`Accelerator.metadata` (``commands``, ``buffers``, ``timing``), which is all a
 host driver (:class:`potgen.runtime.AcceleratorDriver`) or the cycle model
@@ -50,7 +56,7 @@ __all__ = ["Accelerator", "OPCODES", "ARG_FIELDS", "COMMAND_BITS", "DATA_IN_BITS
 
 #: Opcode of every command (see ``docs/accelerator.md``).
 OPCODES = {"NOP": 0, "LOAD_ACT": 1, "LOAD_WEIGHT": 2, "SET_REQUANT": 3, "COMPUTE": 4,
-           "DRAIN": 5}
+           "DRAIN": 5, "SET_PSUM": 6}
 #: Width of a command word.
 COMMAND_BITS = 32
 #: Width of the opcode field (bits 0..3) and of the argument field (bits 4..31).
@@ -58,7 +64,8 @@ OPCODE_BITS = 4
 ARG_BITS = COMMAND_BITS - OPCODE_BITS
 #: Fields of the argument (``[lo, hi)`` bit ranges of ``word >> OPCODE_BITS``).
 ARG_FIELDS = {"k": (0, 17), "act_slot": (17, 21), "weight_slot": (21, 23),
-              "bank": (23, 24), "last": (24, 25), "requant": (25, 26), "relu": (26, 27)}
+              "bank": (23, 24), "last": (24, 25), "requant": (25, 26), "relu": (26, 27),
+              "accumulate": (27, 28), "psum_tile": (0, 4)}
 #: Width of a ``din`` word.
 DATA_IN_BITS = 32
 #: Largest ``k_max`` (slot depth) accepted; ``K`` fits the 17-bit ``k`` field.
@@ -68,6 +75,8 @@ MAX_K_TOTAL = 1 << 24
 #: Slot counts the argument fields can address.
 MAX_ACT_SLOTS = 1 << (ARG_FIELDS["act_slot"][1] - ARG_FIELDS["act_slot"][0])
 MAX_WEIGHT_SLOTS = 1 << (ARG_FIELDS["weight_slot"][1] - ARG_FIELDS["weight_slot"][0])
+#: Largest ``psum_tiles`` (WS partial-sum regions; ``SET_PSUM``'s 4-bit field).
+MAX_PSUM_TILES = 16
 #: Requantization parameter banks (double-buffered).
 REQUANT_BANKS = 2
 #: Width of the ``cycles`` status counter.
@@ -96,7 +105,7 @@ def _delay(m, value, stages: int, name: str):
 
 
 class Accelerator(wiring.Component):
-    """An output-stationary GEMM accelerator with concurrent load, compute and drain.
+    """A GEMM accelerator (output- or weight-stationary) with concurrent load, compute, drain.
 
     Parameters
     ----------
@@ -107,15 +116,22 @@ class Accelerator(wiring.Component):
         of at most 32 bits.
     act : str or IntFormat
         Activation format.
-    dataflow : ``"os"``
-        Only output-stationary is implemented; ``"ws"`` is refused.
+    dataflow : ``"os"`` or ``"ws"``
+        Output-stationary (a ``COMPUTE`` streams ``k`` steps of ``K`` into a tile of
+        ``rows x cols`` sums) or weight-stationary (a ``COMPUTE`` is one fold: the
+        weight slot's ``rows`` rows are preloaded into the PEs, then ``k`` activation
+        rows stream through, continuing from the partial-sum buffer with
+        ``accumulate``; ``DRAIN`` takes a row count ``k``). Same ports, commands and
+        metadata schema; ``docs/accelerator.md`` describes both.
     acc_bits : int or str
         Accumulator width, or a bound method (``"auto"``: the datatype bound for
         ``K = k_total_max``; ``"l1"`` / ``"exact"`` / ``"l1_zero_centered"`` need
         ``weights``).
     k_max : int
         Steps per slot: the depth of one activation / weight slot, 1..:data:`MAX_K`.
-        Longer dot products are streamed as several ``COMPUTE`` chunks.
+        OS: longer dot products are streamed as several ``COMPUTE`` chunks. WS: the
+        most activation rows per fold (``M`` is tiled by it; the partial-sum buffer
+        holds ``k_max`` rows), at least ``rows``.
     k_total_max : int or None
         The longest dot product the accelerator is built for (the ``K`` its accumulator
         bound covers); default ``k_max``. The driver refuses longer ``K``.
@@ -149,6 +165,10 @@ class Accelerator(wiring.Component):
         Results per ``dout`` word, 1..:data:`MAX_DOUT_LANES`.
     load_queue, compute_queue : int
         Depth of the engines' command queues, 1..:data:`MAX_QUEUE_DEPTH`.
+    psum_tiles : int
+        WS only: regions of ``k_max`` rows in the partial-sum buffer,
+        1..:data:`MAX_PSUM_TILES` (``SET_PSUM`` selects one), so that the folds of
+        several column tiles can interleave and each activation slot serves all of them.
 
     Members
     -------
@@ -174,20 +194,21 @@ class Accelerator(wiring.Component):
     data_out_bits : int
         ``dout_lanes * lane_bits``.
     latency : int
-        Cycles from the issue of a tile's last step to its first row in the output FIFO.
+        OS: cycles from the issue of a tile's last step to its first row in the output
+        FIFO. WS: cycles from the issue of a step to its row in the output FIFO.
+    dataflow : str
+        ``"os"`` or ``"ws"``.
     """
 
     def __init__(self, rows, cols, weight, act, *, dataflow="os", acc_bits="auto",
                  k_max=64, k_total_max=None, weights=None, out_fmt="uint8",
                  overflow="wrap", pipeline=0, multiplier_bits=16, max_shift=31,
                  requant_pipeline=3, act_slots=4, weight_slots=2, out_rows=None,
-                 dout_lanes=1, load_queue=2, compute_queue=4):
-        if dataflow == "ws":
-            raise ValueError("dataflow='ws': the accelerator top implements the "
-                             "output-stationary dataflow only; use dataflow='os' (the "
-                             "weight-stationary SystolicArray can be used on its own)")
-        if dataflow != "os":
-            raise ValueError(f"dataflow={dataflow!r}: allowed value is 'os'")
+                 dout_lanes=1, load_queue=2, compute_queue=4, psum_tiles=1):
+        if dataflow not in ("os", "ws"):
+            raise ValueError(f"dataflow={dataflow!r}: allowed values are 'os' "
+                             "(output-stationary) and 'ws' (weight-stationary)")
+        self._dataflow = dataflow
         self._k_max = check_int(k_max, "k_max", 1, MAX_K, "steps per slot")
         if k_total_max is None:
             k_total_max = self._k_max
@@ -203,15 +224,24 @@ class Accelerator(wiring.Component):
                                      "queued load commands")
         self._compute_queue = check_int(compute_queue, "compute_queue", 1,
                                         MAX_QUEUE_DEPTH, "queued COMPUTE commands")
+        self._psum_tiles = check_int(psum_tiles, "psum_tiles", 1, MAX_PSUM_TILES,
+                                     "weight-stationary partial-sum regions")
+        if dataflow == "os" and self._psum_tiles != 1:
+            raise ValueError(f"psum_tiles={self._psum_tiles}: only the weight-stationary "
+                             "dataflow has a partial-sum buffer; use 1 with dataflow='os'")
         weight_based = isinstance(acc_bits, str) and acc_bits not in ("auto", "datatype")
         self._array = SystolicArray(
-            rows, cols, weight, act, dataflow="os", acc_bits=acc_bits,
+            rows, cols, weight, act, dataflow=dataflow, acc_bits=acc_bits,
             k=None if weight_based or not isinstance(acc_bits, str) else self._k_total_max,
             weights=weights, overflow=overflow, pipeline=pipeline)
         if self._array.weight_bits > DATA_IN_BITS:
             raise ValueError(f"weight={weight!r}: codes of {self._array.weight_bits} bits "
                              f"do not fit a {DATA_IN_BITS}-bit din word")
         R = self._array.rows
+        if dataflow == "ws" and self._k_max < R:
+            raise ValueError(f"k_max={self._k_max}: a weight-stationary weight slot holds "
+                             f"the {R} preload rows of a fold, so k_max must be >= "
+                             f"rows={R}")
         if out_rows is None:
             out_rows = 2 * R
         self._out_rows = check_int(out_rows, "out_rows", R, 16 * R,
@@ -311,8 +341,12 @@ class Accelerator(wiring.Component):
         return -(-self.cols // self._dout_lanes)
 
     @property
+    def dataflow(self) -> str:
+        return self._dataflow
+
+    @property
     def latency(self) -> int:
-        return 1 + self._array.drain_latency + self._requant.latency
+        return 1 + self._array.latency + self._requant.latency
 
     # --- elaboration ---
 
@@ -321,7 +355,7 @@ class Accelerator(wiring.Component):
         m.submodules.array = array = self._array
         m.submodules.requant = requant = self._requant
         R, C = self.rows, self.cols
-        A, W, P, Z = self.act_bits, array.weight_bits, self.acc_bits, self.out_bits
+        A, W, Z = self.act_bits, array.weight_bits, self.out_bits
         KM, D, LB = self._k_max, self._out_rows, self.lane_bits
         n_act, n_weight = self._act_slots, self._weight_slots
 
@@ -341,7 +375,8 @@ class Accelerator(wiring.Component):
         # Engine queues hold (kind, arg) / arg; they are written by the dispatcher.
         m.submodules.load_queue = load_q = SyncFIFO(width=2 + ARG_BITS,
                                                     depth=self._load_queue)
-        m.submodules.compute_queue = compute_q = SyncFIFO(width=ARG_BITS,
+        # Compute queue entries: arg, and (WS) one bit marking a SET_PSUM.
+        m.submodules.compute_queue = compute_q = SyncFIFO(width=ARG_BITS + 1,
                                                           depth=self._compute_queue)
 
         def counters(n, name):
@@ -380,7 +415,12 @@ class Accelerator(wiring.Component):
                         m.d.comb += value.eq(s)
             return value
 
-        undrained = Signal(16)          # tiles dispatched with `last`, not yet DRAINed
+        # OS: tiles dispatched with `last`, not yet DRAINed. WS: result rows of such
+        # COMPUTEs not yet asked for by a DRAIN (a WS DRAIN names its row count).
+        ws = self._dataflow == "ws"
+        undrained = Signal(24)
+        drain_ok = (k_ok & (k_arg <= undrained)) if ws else (undrained != 0)
+        drain_request = k_arg if ws else R
         is_ = {name: opcode == code for name, code in OPCODES.items()}
         valid_cmd = Signal()
         stall = Signal()
@@ -390,11 +430,14 @@ class Accelerator(wiring.Component):
                          | (is_["LOAD_WEIGHT"] & k_ok & w_ok)
                          | is_["SET_REQUANT"]
                          | (is_["COMPUTE"] & k_ok & a_ok & w_ok)
-                         | (is_["DRAIN"] & (undrained != 0))),
+                         | (is_["DRAIN"] & drain_ok)
+                         | ((is_["SET_PSUM"] & (_field(arg, "psum_tile") < self._psum_tiles))
+                            if ws else 0)),
             stall.eq(valid_cmd & (
                 (is_["LOAD_ACT"] & (~load_q.w_rdy | (pick(act_users, a_slot) != 0)))
                 | (is_["LOAD_WEIGHT"] & (~load_q.w_rdy | (pick(weight_users, w_slot) != 0)))
                 | (is_["SET_REQUANT"] & (~load_q.w_rdy | (pick(bank_users, bank) != 0)))
+                | (is_["SET_PSUM"] & ~compute_q.w_rdy)
                 | (is_["COMPUTE"] & (~compute_q.w_rdy
                                      | (pick(act_loads, a_slot) != 0)
                                      | (pick(weight_loads, w_slot) != 0)
@@ -410,8 +453,8 @@ class Accelerator(wiring.Component):
         m.d.comb += [
             load_q.w_data.eq(Cat(opcode[:2], arg)),
             load_q.w_en.eq(take & valid_cmd & is_load),
-            compute_q.w_data.eq(arg),
-            compute_q.w_en.eq(take & valid_cmd & is_["COMPUTE"]),
+            compute_q.w_data.eq(Cat(arg, is_["SET_PSUM"])),
+            compute_q.w_en.eq(take & valid_cmd & (is_["COMPUTE"] | is_["SET_PSUM"])),
         ]
         dispatch = take & valid_cmd
         bump(act_loads, a_slot, dispatch & is_["LOAD_ACT"], increments)
@@ -422,8 +465,13 @@ class Accelerator(wiring.Component):
         bump(bank_users, bank, dispatch & is_["COMPUTE"] & last_flag & requant_flag,
              increments)
         drain_dispatch = dispatch & is_["DRAIN"]
-        m.d.sync += undrained.eq(undrained + (dispatch & is_["COMPUTE"] & last_flag)
-                                 - drain_dispatch)
+        if ws:
+            m.d.sync += undrained.eq(
+                undrained + Mux(dispatch & is_["COMPUTE"] & last_flag, k_arg, 0)
+                - Mux(drain_dispatch, k_arg, 0))
+        else:
+            m.d.sync += undrained.eq(undrained + (dispatch & is_["COMPUTE"] & last_flag)
+                                     - drain_dispatch)
 
         # --- load engine ---
 
@@ -523,6 +571,212 @@ class Accelerator(wiring.Component):
         with m.Elif(l_done):
             m.d.sync += l_active.eq(0)
 
+        reserved = Signal(range(D + 1))        # output FIFO rows promised to results
+
+        if self._dataflow == "ws":
+            (reserve_rows, row_written, row_requant_d, raw_row, requant_row,
+             c_active) = self._elaborate_ws_datapath(
+                m, array, requant, act_read, weight_read, compute_q, reserved, bump,
+                decrements, act_users, weight_users, bank_users, multipliers, shifts,
+                zero_points, relus)
+        else:
+            (reserve_rows, row_written, row_requant_d, raw_row, requant_row,
+             c_active) = self._elaborate_os_datapath(
+                m, array, requant, act_read, weight_read, compute_q, reserved, bump,
+                decrements, act_users, weight_users, bank_users, multipliers, shifts,
+                zero_points, relus)
+
+        wr_ptr, rd_ptr = Signal(range(D)), Signal(range(D))
+        count = Signal(range(D + 1))
+        m.d.comb += [out_write.addr.eq(wr_ptr), out_write.en.eq(row_written),
+                     out_write.data.eq(Mux(row_requant_d, requant_row, raw_row))]
+        with m.If(row_written):
+            m.d.sync += wr_ptr.eq(Mux(wr_ptr == D - 1, 0, wr_ptr + 1))
+
+        # --- drain engine: FIFO rows -> dout words ---
+
+        drain_rows = Signal(24)         # rows the host has asked for, not yet emitted
+        e_word = Signal(range(max(self.words_per_row, 2)))
+        L = self._dout_lanes
+        padded = Cat(out_read.data, Const(0, (self.words_per_row * L - C) * LB))
+        m.d.comb += [self.dout.valid.eq((count != 0) & (drain_rows != 0)),
+                     self.dout.payload.eq(padded.word_select(e_word, L * LB))]
+        sent = self.dout.valid & self.dout.ready
+        pop = sent & (e_word == self.words_per_row - 1)
+        next_rd = Mux(rd_ptr == D - 1, 0, rd_ptr + 1)
+        m.d.comb += out_read.addr.eq(Mux(pop, next_rd, rd_ptr))
+        with m.If(sent):
+            m.d.sync += e_word.eq(Mux(pop, 0, e_word + 1))
+        with m.If(pop):
+            m.d.sync += rd_ptr.eq(next_rd)
+        m.d.sync += [count.eq(count + row_written - pop),
+                     reserved.eq(reserved + reserve_rows - pop),
+                     drain_rows.eq(drain_rows + Mux(drain_dispatch, drain_request, 0) - pop)]
+
+        for key, signal in ((id(s), s) for s in act_users + act_loads + weight_users
+                            + weight_loads + bank_users + bank_loads):
+            up = sum(increments[key]) if increments[key] else 0
+            down = sum(decrements[key]) if decrements[key] else 0
+            m.d.sync += signal.eq(signal + up - down)
+
+        m.d.comb += self.busy.eq(l_active | load_q.r_rdy | c_active | compute_q.r_rdy
+                                 | (reserved != 0) | (drain_rows != 0))
+        with m.If(self.busy):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+        return m
+
+    def _elaborate_ws_datapath(self, m, array, requant, act_read, weight_read,
+                               compute_q, reserved, bump, decrements, act_users,
+                               weight_users, bank_users, multipliers, shifts,
+                               zero_points, relus):
+        """WS compute engine, partial-sum buffer and result path.
+
+        A ``COMPUTE`` is one fold: ``rows`` preload cycles (the weight slot's rows,
+        bottom row first) then ``k`` steps, step ``m`` presenting activation row ``m``
+        of the slot and, with ``accumulate``, partial-sum row ``m`` of the previous
+        fold. A fold without ``last`` writes its result rows back into the partial-sum
+        buffer; one with ``last`` sends them to the requantizer and the output FIFO.
+        """
+        R, C, KM, D = self.rows, self.cols, self._k_max, self._out_rows
+        P, Z, LB = self.acc_bits, self.out_bits, self.lane_bits
+        n_act, n_weight = self._act_slots, self._weight_slots
+        shift_bits = self._requant.shift_bits
+        lat = array.step_latency
+
+        # Partial sums between folds: one row of (acc, overflow flag) per step. The read
+        # is transparent, so a row written in the cycle it is read is seen.
+        n_psum = self._psum_tiles
+        m.submodules.psum_buffer = psum_mem = Memory(
+            shape=unsigned(C * (P + 1)), depth=n_psum * KM, init=[])
+        psum_base = Signal(range(n_psum * KM))
+        psum_write = psum_mem.write_port()
+        psum_read = psum_mem.read_port(transparent_for=(psum_write,))
+
+        c_active = Signal()
+        c_arg = Signal(ARG_BITS)
+        c_p = Signal(range(R + 1))       # preload cycles done (R: stepping)
+        c_k = Signal(range(KM + 1))
+        c_act_base = Signal(range(n_act * KM + 1))
+        c_weight_base = Signal(range(n_weight * KM + 1))
+        c_last, c_requant = _field(c_arg, "last"), _field(c_arg, "requant")
+        c_accumulate = _field(c_arg, "accumulate")
+        # A continuing fold's step m reads the partial sum the previous fold's step m
+        # wrote lat + 1 cycles after its issue; the previous fold (never `last`, so
+        # never held) issued its steps back to back from its first one, so it suffices
+        # that this fold's first step comes >= lat + 1 cycles after that one. Checked
+        # at the start of the preload (which must run straight into the first step).
+        wait_cycles = lat + 1 - R
+        since_first = Signal(range(wait_cycles + 1), init=wait_cycles)
+        # The output FIFO must have room for a result row when its step issues;
+        # reserved only falls while a fold waits, so a check at the preload's start
+        # covers the first step too.
+        no_room = c_last & (reserved >= D)
+        preloading = c_active & (c_p < R)
+        hold_preload = (c_p == 0) & (no_room | (c_accumulate & (since_first < wait_cycles)))
+        preload_issue = preloading & ~hold_preload
+        stepping = c_active & (c_p == R)
+        step_issue = stepping & ~no_room
+        c_final = c_k == _field(c_arg, "k") - 1
+        m.d.comb += [act_read.addr.eq(c_act_base + c_k),
+                     weight_read.addr.eq(c_weight_base + Mux(preloading, (R - 1) - c_p, 0)),
+                     psum_read.addr.eq(psum_base + c_k)]
+        with m.If(preload_issue):
+            m.d.sync += c_p.eq(c_p + 1)
+        with m.If(step_issue):
+            m.d.sync += c_k.eq(c_k + 1)
+        with m.If(step_issue & (c_k == 0)):
+            m.d.sync += since_first.eq(1)
+        with m.Elif(since_first < wait_cycles):
+            m.d.sync += since_first.eq(since_first + 1)
+
+        # Registered like the synchronous read ports: the array sees the step's operands
+        # and flags one cycle after the issue.
+        step_valid, step_first, step_accumulate = Signal(), Signal(), Signal()
+        step_out, step_final_out = Signal(), Signal()
+        step_requant, step_bank = Signal(), Signal()
+        step_row = Signal(range(n_psum * KM))   # the step's partial-sum address
+        m.d.sync += [step_valid.eq(step_issue), step_first.eq(step_issue & (c_k == 0)),
+                     step_accumulate.eq(c_accumulate), step_out.eq(c_last),
+                     step_final_out.eq(step_issue & c_final & c_last),
+                     step_requant.eq(c_requant), step_bank.eq(_field(c_arg, "bank")),
+                     step_row.eq(psum_base + c_k)]
+        psum_row = psum_read.data
+        m.d.comb += [
+            array.act.as_value().eq(act_read.data),
+            array.weight.as_value().eq(weight_read.data),
+            array.valid.eq(step_valid),
+            array.first.eq(step_first),
+        ]
+        for j in range(C):
+            lane = psum_row[j * (P + 1):(j + 1) * (P + 1)]
+            m.d.comb += [array.psum[j].eq(Mux(step_accumulate, lane[:P], 0)),
+                         array.psum_overflow[j].eq(step_accumulate & lane[P])]
+
+        c_done = step_issue & c_final
+        bump(act_users, _field(c_arg, "act_slot"), c_done, decrements)
+        bump(weight_users, _field(c_arg, "weight_slot"), c_done, decrements)
+        next_c, next_is_psum = compute_q.r_data[:ARG_BITS], compute_q.r_data[ARG_BITS]
+        with m.If((~c_active | c_done) & compute_q.r_rdy):
+            m.d.comb += compute_q.r_en.eq(1)
+            with m.If(next_is_psum):
+                # Results in flight carry their own address, so the switch is immediate.
+                m.d.sync += [c_active.eq(0),
+                             psum_base.eq(_field(next_c, "psum_tile") * KM)]
+            with m.Else():
+                m.d.sync += [c_active.eq(1), c_arg.eq(next_c), c_k.eq(0), c_p.eq(0),
+                             c_act_base.eq(_field(next_c, "act_slot") * KM),
+                             c_weight_base.eq(_field(next_c, "weight_slot") * KM)]
+        with m.Elif(c_done):
+            m.d.sync += c_active.eq(0)
+
+        # --- result path: one row per step; psum buffer or requantizer -> FIFO ---
+
+        out_tag = _delay(m, Cat(step_out, step_final_out, step_requant, step_bank,
+                                step_row), lat, "tag")
+        tag_out, tag_final_out, tag_requant, tag_bank = out_tag[0], out_tag[1], \
+            out_tag[2], out_tag[3]
+        tag_row = out_tag[4:]
+        accs = array.out_acc.as_value()
+        raw_lanes = [Cat(accs[j * P:(j + 1) * P], array.out_overflow[j]) for j in range(C)]
+        m.d.comb += [psum_write.addr.eq(tag_row),
+                     psum_write.en.eq(array.out_valid & ~tag_out),
+                     psum_write.data.eq(Cat(*raw_lanes))]
+        bump(bank_users, tag_bank, array.out_valid & tag_final_out & tag_requant,
+             decrements)
+
+        result = array.out_valid & tag_out
+        m.d.comb += [requant.valid.eq(result),
+                     requant.acc.as_value().eq(accs),
+                     requant.relu.eq(Mux(tag_bank, relus[1], relus[0]))]
+        for j in range(C):
+            m.d.comb += [
+                requant.multiplier[j].eq(Mux(tag_bank, multipliers[1][j],
+                                             multipliers[0][j])),
+                requant.zero_point[j].eq(Mux(tag_bank, zero_points[1][j],
+                                             zero_points[0][j])),
+            ]
+            if shift_bits:
+                m.d.comb += requant.shift[j].eq(Mux(tag_bank, shifts[1][j], shifts[0][j]))
+        raw_row = Cat(*[Cat(lane, Const(0, LB - P - 1)) for lane in raw_lanes])
+        rq = requant.latency
+        raw_row = _delay(m, raw_row, rq, "raw_row")
+        row_requant_d = _delay(m, tag_requant, rq, "row_requant")
+        outs = requant.out.as_value()
+        requant_row = Cat(*[Cat(outs[j * Z:(j + 1) * Z], Const(0, LB - Z))
+                            for j in range(C)])
+        reserve = Signal()
+        m.d.comb += reserve.eq(step_issue & c_last)
+        return reserve, requant.out_valid, row_requant_d, raw_row, requant_row, c_active
+
+    def _elaborate_os_datapath(self, m, array, requant, act_read, weight_read,
+                               compute_q, reserved, bump, decrements, act_users,
+                               weight_users, bank_users, multipliers, shifts,
+                               zero_points, relus):
+        """OS compute engine and result path; returns what the drain engine needs."""
+        R, C, KM, D = self.rows, self.cols, self._k_max, self._out_rows
+        P, Z, LB = self.acc_bits, self.out_bits, self.lane_bits
+        n_act, n_weight = self._act_slots, self._weight_slots
+        shift_bits = self._requant.shift_bits
         # --- compute engine ---
 
         c_active = Signal()
@@ -531,7 +785,6 @@ class Accelerator(wiring.Component):
         c_act_base = Signal(range(n_act * KM + 1))
         c_weight_base = Signal(range(n_weight * KM + 1))
         c_last, c_requant = _field(c_arg, "last"), _field(c_arg, "requant")
-        reserved = Signal(range(D + 1))        # output FIFO rows promised to tiles
         gap = Signal(range(R + 1), init=R)     # cycles since the last `last` step (<= R)
         c_final = c_k == _field(c_arg, "k") - 1
         # A column drains one row per cycle, so `last` steps are >= rows cycles apart,
@@ -560,7 +813,7 @@ class Accelerator(wiring.Component):
         c_done = issue & c_final
         bump(act_users, _field(c_arg, "act_slot"), c_done, decrements)
         bump(weight_users, _field(c_arg, "weight_slot"), c_done, decrements)
-        next_c = compute_q.r_data
+        next_c = compute_q.r_data[:ARG_BITS]
         with m.If((~c_active | c_done) & compute_q.r_rdy):
             m.d.comb += compute_q.r_en.eq(1)
             m.d.sync += [c_active.eq(1), c_arg.eq(next_c), c_k.eq(0),
@@ -609,45 +862,8 @@ class Accelerator(wiring.Component):
         requant_row = Cat(*[Cat(outs[j * Z:(j + 1) * Z], Const(0, LB - Z))
                             for j in range(C)])
 
-        wr_ptr, rd_ptr = Signal(range(D)), Signal(range(D))
-        count = Signal(range(D + 1))
-        row_written = requant.out_valid
-        m.d.comb += [out_write.addr.eq(wr_ptr), out_write.en.eq(row_written),
-                     out_write.data.eq(Mux(row_requant_d, requant_row, raw_row))]
-        with m.If(row_written):
-            m.d.sync += wr_ptr.eq(Mux(wr_ptr == D - 1, 0, wr_ptr + 1))
-
-        # --- drain engine: FIFO rows -> dout words ---
-
-        drain_rows = Signal(16)         # rows the host has asked for, not yet emitted
-        e_word = Signal(range(max(self.words_per_row, 2)))
-        L = self._dout_lanes
-        padded = Cat(out_read.data, Const(0, (self.words_per_row * L - C) * LB))
-        m.d.comb += [self.dout.valid.eq((count != 0) & (drain_rows != 0)),
-                     self.dout.payload.eq(padded.word_select(e_word, L * LB))]
-        sent = self.dout.valid & self.dout.ready
-        pop = sent & (e_word == self.words_per_row - 1)
-        next_rd = Mux(rd_ptr == D - 1, 0, rd_ptr + 1)
-        m.d.comb += out_read.addr.eq(Mux(pop, next_rd, rd_ptr))
-        with m.If(sent):
-            m.d.sync += e_word.eq(Mux(pop, 0, e_word + 1))
-        with m.If(pop):
-            m.d.sync += rd_ptr.eq(next_rd)
-        m.d.sync += [count.eq(count + row_written - pop),
-                     reserved.eq(reserved + Mux(ends_tile, R, 0) - pop),
-                     drain_rows.eq(drain_rows + Mux(drain_dispatch, R, 0) - pop)]
-
-        for key, signal in ((id(s), s) for s in act_users + act_loads + weight_users
-                            + weight_loads + bank_users + bank_loads):
-            up = sum(increments[key]) if increments[key] else 0
-            down = sum(decrements[key]) if decrements[key] else 0
-            m.d.sync += signal.eq(signal + up - down)
-
-        m.d.comb += self.busy.eq(l_active | load_q.r_rdy | c_active | compute_q.r_rdy
-                                 | (reserved != 0) | (drain_rows != 0))
-        with m.If(self.busy):
-            m.d.sync += self.cycles.eq(self.cycles + 1)
-        return m
+        return (Mux(ends_tile, R, 0), requant.out_valid, row_requant_d, raw_row, requant_row,
+                c_active)
 
     # --- metadata ---
 
@@ -671,21 +887,40 @@ class Accelerator(wiring.Component):
             "SET_REQUANT": "bank, relu; din: for each column j, requant_words_per_column "
                            "words holding the record m | s << multiplier_bits | zp << "
                            "(multiplier_bits + shift_bits), low word first",
-            "COMPUTE": "k, act_slot, weight_slot, last, requant, bank: k steps of "
+            "COMPUTE": (self._ws_compute_doc() if self._dataflow == "ws" else
+                        "k, act_slot, weight_slot, last, requant, bank: k steps of "
                        "A[:, step] and W[step, :] from the slots; the tile's sums "
                        "continue from the previous COMPUTE unless that one had last; "
                        "with last the tile's rows go to the output FIFO, requantized "
-                       "with the bank when requant is set, else raw",
-            "DRAIN": f"dout: the next finished tile, rows 0..{self.rows - 1}, each "
-                     f"{self.words_per_row} words of {self._dout_lanes} lanes of "
+                       "with the bank when requant is set, else raw"),
+            "DRAIN": ("k: dout: the next k result rows (1..k_max; at most the rows of "
+                      "earlier COMPUTEs with last not yet drained), each "
+                      if self._dataflow == "ws" else
+                      f"dout: the next finished tile, rows 0..{self.rows - 1}, each ")
+                     + f"{self.words_per_row} words of {self._dout_lanes} lanes of "
                      f"{self.lane_bits} bits (column w*dout_lanes in the low lane); raw "
                      f"lane: acc two's complement in bits 0..{self.acc_bits - 1}, "
                      f"overflow flag in bit {self.acc_bits}; requantized lane: the "
                      f"value two's complement in bits 0..{self.out_bits - 1}",
+            "SET_PSUM": ("psum_tile: the following COMPUTEs read and write partial-sum "
+                         f"rows psum_tile * {self._k_max} + m (0..psum_tiles-1; passes "
+                         "through the compute queue, in order)" if self._dataflow == "ws"
+                         else "weight-stationary only: refused (error)"),
             "errors": "unknown opcode, k outside k_range, a slot beyond the buffer, or a "
-                      "DRAIN without a finished tile: command dropped, sticky error set; "
-                      "reset before continuing",
+                      "DRAIN without a finished tile (WS: more rows than outstanding): "
+                      "command dropped, sticky error set; reset before continuing",
         }
+
+    def _ws_compute_doc(self) -> str:
+        return ("k, act_slot, weight_slot, last, requant, bank, accumulate: one K fold; "
+                f"words 0..{self.rows - 1} of the weight slot (rows k0..k0+rows-1 of W, "
+                "one per word) are preloaded into the PEs (PE (i, j) holds W[k0 + i, "
+                "n0 + j]), then step m = 0..k-1 streams activation word m of the slot "
+                "(A[m0 + m, k0 + i] in lane i); with accumulate step m continues from "
+                "partial-sum row m written by the previous COMPUTE (which must have had "
+                "the same k), else from 0; without last row m goes back to the "
+                "partial-sum buffer, with last to the output FIFO, requantized with the "
+                "bank when requant is set")
 
     def timing(self) -> dict:
         """Every number the cycle model (:mod:`potgen.runtime.cycles`) needs."""
@@ -695,6 +930,7 @@ class Accelerator(wiring.Component):
             "requant_words_per_column": self.requant_words_per_column,
             "words_per_row": self.words_per_row,
             "drain_latency": self._array.drain_latency,
+            "step_latency": self._array.step_latency,
             "requant_latency": self._requant.latency,
             "out_rows": self._out_rows,
             "load_queue": self._load_queue,
@@ -709,7 +945,7 @@ class Accelerator(wiring.Component):
             "version": 2,
             "rows": self.rows,
             "cols": self.cols,
-            "dataflow": "os",
+            "dataflow": self._dataflow,
             "weight": array["weight"],
             "act": array["act"],
             "acc_bits": self.acc_bits,
@@ -725,6 +961,7 @@ class Accelerator(wiring.Component):
             "requant_latency": self._requant.latency,
             "act_slots": self._act_slots,
             "weight_slots": self._weight_slots,
+            "psum_tiles": self._psum_tiles,
             "requant_banks": REQUANT_BANKS,
             "dout_lanes": self._dout_lanes,
             "lane_bits": self.lane_bits,
@@ -736,7 +973,11 @@ class Accelerator(wiring.Component):
                                    "lane_bits": self._array.weight_bits,
                                    "per_word": self.weight_per_word},
                         "out": {"depth": self._out_rows, "lanes": self.cols,
-                                "lane_bits": self.lane_bits}},
+                                "lane_bits": self.lane_bits},
+                        **({"psum": {"depth": self._psum_tiles * self._k_max,
+                                     "tiles": self._psum_tiles, "lanes": self.cols,
+                                     "lane_bits": self.acc_bits + 1}}
+                           if self._dataflow == "ws" else {})},
             "commands": self.commands(),
             "timing": self.timing(),
             "status": {"busy": "an engine has work or finished results wait to be "

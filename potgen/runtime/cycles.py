@@ -28,6 +28,23 @@ offered as soon as it can move, ``dout`` is never back-pressured):
 * ``busy`` (the ``cycles`` counter) is the union of: each load from dispatch + 1 to
   finish, each ``COMPUTE`` from dispatch + 1 to its final step, each tile from its final
   step + 1 to its last row's emission, each ``DRAIN`` from dispatch + 1 to the same.
+
+Weight-stationary (``dataflow == "ws"``): dispatch, loads and the busy union as above
+(a tile is a ``COMPUTE`` with ``last``; its ``DRAIN``, right behind it, is dispatched
+in the next cycle), and
+
+* compute engine: pops at ``p = max(d + 1, previous final step)``; the preload's
+  ``rows`` cycles start at ``s = max(p + 1, first + step_latency + 1 - rows`` (with
+  ``accumulate``; ``first`` the previous fold's first step), the cycle after the
+  pop of result row ``g - out_rows`` (with ``last``; ``g`` the fold's first result
+  row)``)``; the first step issues at ``s + rows``, step ``m`` of a ``last`` fold
+  (result row ``g + m``) at ``max(previous step + 1, pop of row g + m - out_rows + 1)``,
+  of any other fold at ``first + m``;
+* result row issued at ``t`` is written to the FIFO at ``t + 1 + step_latency +
+  requant_latency`` and emitted as in OS; ``SET_REQUANT`` waits for a bank until
+  ``final + step_latency + 2`` of the last tile using it;
+* ``SET_PSUM`` is queued and popped like a ``COMPUTE``; the next pop comes at least
+  one cycle after it.
 """
 
 from __future__ import annotations
@@ -102,6 +119,8 @@ def program_cycles(meta: dict, plan) -> CycleBreakdown:
     driver's plans do both: each DRAIN follows its tile's last ``COMPUTE``).
     """
     meta = _metadata(meta)
+    if meta.get("dataflow", "os") == "ws":
+        return _program_cycles_ws(meta, plan)
     timing = meta["timing"]
     R, C = meta["rows"], meta["cols"]
     dl, rq = timing["drain_latency"], timing["requant_latency"]
@@ -203,6 +222,151 @@ def program_cycles(meta: dict, plan) -> CycleBreakdown:
                           utilisation=0.0, commands=len(plan))
 
 
+def _program_cycles_ws(meta: dict, plan) -> CycleBreakdown:
+    """:func:`program_cycles` of a weight-stationary accelerator (rules in the module
+    docstring, WS section)."""
+    timing = meta["timing"]
+    R, C = meta["rows"], meta["cols"]
+    lat, rq = timing["step_latency"], timing["requant_latency"]
+    depth, per_row = timing["out_rows"], timing["words_per_row"]
+    q_load, q_compute = timing["load_queue"], timing["compute_queue"]
+    wait = lat + 1 - R
+
+    ready = {"act": [_NEVER] * meta["act_slots"],
+             "weight": [_NEVER] * meta["weight_slots"],
+             "bank": [_NEVER] * meta["requant_banks"]}
+    free = {kind: list(values) for kind, values in ready.items()}
+    slot_field = {"LOAD_ACT": ("act", "act_slot"), "LOAD_WEIGHT": ("weight", "weight_slot"),
+                  "SET_REQUANT": ("bank", "bank")}
+    d = -1
+    load_pops, compute_pops = [], []
+    load_end = compute_end = _NEVER
+    first_step = _NEVER                 # issue cycle of the previous fold's first step
+    issued = []                         # issue cycle of every result row
+    drain_of_row = []                   # dispatch cycle of the DRAIN asking for it
+    pops = []                           # cycle in which each row's last word leaves
+    row_end = [_NEVER]
+    intervals = []
+    steps = load_words = drain_words = 0
+    pre_dispatched = None
+
+    def pop_time(g: int) -> int:
+        while len(pops) <= g:
+            r = len(pops)
+            if r >= len(issued) or r >= len(drain_of_row):
+                raise ValueError("program_cycles: a result row waits for a DRAIN that "
+                                 "comes later in the program; the model needs each DRAIN "
+                                 "right after its last COMPUTE")
+            written = issued[r] + 1 + lat + rq
+            start = max(written + 1, row_end[0], drain_of_row[r] + 1)
+            pops.append(start + per_row - 1)
+            row_end[0] = start + per_row
+        return pops[g]
+
+    def room(g: int) -> int:
+        """Earliest cycle in which result row ``g`` finds room in the output FIFO."""
+        return _NEVER if g < depth else pop_time(g - depth) + 1
+
+    for index, cmd in enumerate(plan):
+        t = d + 1
+        name, fields = cmd.name, cmd.fields
+        if name in slot_field:
+            kind, key = slot_field[name]
+            slot = fields.get(key, 0)
+            j = len(load_pops)
+            if j >= q_load:
+                t = max(t, load_pops[j - q_load] + 1)
+            t = max(t, free[kind][slot] + 1)
+            d = t
+            pop = max(d + 1, load_end)
+            load_end = pop + cmd.words
+            load_pops.append(pop)
+            ready[kind][slot] = load_end
+            load_words += cmd.words
+            intervals.append((d + 1, load_end))
+        elif name == "COMPUTE":
+            a, w = fields["act_slot"], fields["weight_slot"]
+            last, requant = fields.get("last", 0), fields.get("requant", 0)
+            bank, k = fields.get("bank", 0), fields["k"]
+            c = len(compute_pops)
+            if c >= q_compute:
+                t = max(t, compute_pops[c - q_compute] + 1)
+            t = max(t, ready["act"][a] + 1, ready["weight"][w] + 1)
+            if last and requant:
+                t = max(t, ready["bank"][bank] + 1)
+            d = t
+            pop = max(d + 1, compute_end)
+            compute_pops.append(pop)
+            if last and index + 1 < len(plan) and plan[index + 1].name == "DRAIN":
+                # The DRAIN right behind never waits: dispatched in the next cycle,
+                # which the fold's own rows may need when the FIFO is shallow.
+                pre_dispatched = d + 1
+                drain_of_row += [d + 1] * plan[index + 1].fields["k"]
+                drain_words += plan[index + 1].words
+            start = pop + 1
+            if fields.get("accumulate", 0):
+                start = max(start, first_step + wait)
+            g = len(issued)
+            if last:
+                start = max(start, room(g))
+            first_step = start + R
+            t_step = first_step
+            for row in range(k):
+                if last:
+                    if row:
+                        t_step = max(t_step + 1, room(g + row))
+                    issued.append(t_step)
+                elif row:
+                    t_step += 1
+            final = t_step
+            compute_end = final
+            if last:
+                intervals.append((final + 1, ("row", len(issued) - 1)))
+                if requant:
+                    free["bank"][bank] = max(free["bank"][bank], final + lat + 1)
+            free["act"][a] = max(free["act"][a], final)
+            free["weight"][w] = max(free["weight"][w], final)
+            steps += k
+            intervals.append((d + 1, final))
+        elif name == "SET_PSUM":
+            # Through the compute queue: popped like a COMPUTE, takes the engine for
+            # the pop cycle only.
+            c = len(compute_pops)
+            if c >= q_compute:
+                t = max(t, compute_pops[c - q_compute] + 1)
+            d = t
+            pop = max(d + 1, compute_end)
+            compute_pops.append(pop)
+            compute_end = pop + 1
+            intervals.append((d + 1, pop))
+        elif name == "DRAIN":
+            d = t
+            if pre_dispatched == d:
+                pre_dispatched = None
+                continue
+            raise ValueError("program_cycles: on a weight-stationary accelerator each "
+                             "DRAIN must follow its tile's last COMPUTE")
+        elif name == "NOP":
+            d = t
+        else:
+            raise ValueError(f"program_cycles: unknown command {name!r}")
+    if len(drain_of_row) < len(issued):
+        raise ValueError("program_cycles: some result rows are never drained; the "
+                         "accelerator would stay busy")
+    # A tile's and a DRAIN's busy spans end when their last row leaves.
+    resolved = [(lo, pop_time(hi[1]) if isinstance(hi, tuple) else hi)
+                for lo, hi in intervals]
+    last_row_of_drain = {}
+    for row, dispatched in enumerate(drain_of_row):
+        last_row_of_drain[dispatched] = row
+    resolved += [(dispatched + 1, pop_time(row))
+                 for dispatched, row in last_row_of_drain.items()]
+    total = _union_length(resolved)
+    return CycleBreakdown(total=total, compute=steps, load=load_words, drain=drain_words,
+                          stall=total - steps, macs=0, peak_macs=R * C * total,
+                          utilisation=0.0, commands=len(plan))
+
+
 def gemm_cycles(meta: dict, M: int, K: int, N: int, requant: bool = False) -> CycleBreakdown:
     """Exact busy cycles of the driver's ``M x K x N`` GEMM (:func:`~potgen.runtime.driver.plan_gemm`).
 
@@ -261,10 +425,10 @@ def _silence(component) -> None:
             pending += list(obj)
 
 
-def model_metadata(rows, cols, weight, act, *, k_max=64, k_total_max=None, pipeline=0,
+def model_metadata(rows, cols, weight, act, *, dataflow="os", k_max=64, k_total_max=None, pipeline=0,
                    out_fmt="uint8", multiplier_bits=16, max_shift=31, requant_pipeline=3,
                    act_slots=4, weight_slots=2, out_rows=None, dout_lanes=1,
-                   load_queue=2, compute_queue=4) -> dict:
+                   load_queue=2, compute_queue=4, psum_tiles=1) -> dict:
     """The part of an accelerator's metadata the cycle model reads, in microseconds.
 
     Same parameters and defaults as :class:`~potgen.hw.accelerator.Accelerator` (those
@@ -281,8 +445,9 @@ def model_metadata(rows, cols, weight, act, *, k_max=64, k_total_max=None, pipel
     record = multiplier_bits + max_shift.bit_length() + out_bits
     return {
         "kind": "accelerator", "version": 2, "rows": rows, "cols": cols,
+        "dataflow": dataflow,
         "k_max": k_max, "k_total_max": k_max if k_total_max is None else k_total_max,
-        "act_slots": act_slots, "weight_slots": weight_slots,
+        "act_slots": act_slots, "weight_slots": weight_slots, "psum_tiles": psum_tiles,
         "requant_banks": REQUANT_BANKS,
         "timing": {
             "act_words_per_step": -(-rows // (DATA_IN_BITS // act_bits)),
@@ -290,6 +455,7 @@ def model_metadata(rows, cols, weight, act, *, k_max=64, k_total_max=None, pipel
             "requant_words_per_column": -(-record // DATA_IN_BITS),
             "words_per_row": -(-cols // dout_lanes),
             "drain_latency": pipeline + rows + cols + 1,
+            "step_latency": pipeline + rows + cols + 1,
             "requant_latency": requant_pipeline,
             "out_rows": 2 * rows if out_rows is None else out_rows,
             "load_queue": load_queue,

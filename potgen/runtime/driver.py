@@ -4,7 +4,8 @@ The driver knows the accelerator only through its ``metadata()`` dictionary (com
 fields, array size, formats, slot counts), so a back end that runs emitted Verilog or
 a board reuses it unchanged: a back end only moves words (:class:`Backend`).
 
-Tiling of ``C[M, N] = A[M, K] @ W[K, N]`` (output-stationary, :func:`plan_gemm`):
+Tiling of ``C[M, N] = A[M, K] @ W[K, N]`` on an output-stationary accelerator
+(:func:`plan_gemm`):
 
 * ``M`` in tiles of ``rows``, ``N`` in tiles of ``cols``, ``K`` in chunks of ``k_max``
   (the slot depth); a tile's chunks run as consecutive ``COMPUTE`` commands, the last
@@ -18,6 +19,17 @@ Tiling of ``C[M, N] = A[M, K] @ W[K, N]`` (output-stationary, :func:`plan_gemm`)
   the slot's previous content allows (one ``COMPUTE`` after its last use, so the
   compute engine always has queued work while the load waits for the hazard), and the
   next block's activation loads are spread evenly over the current block.
+
+Weight-stationary accelerators (``metadata()["dataflow"] == "ws"``, :func:`plan_gemm`
+dispatches to the WS plan): ``M`` in row tiles of ``k_max`` rows (the last one
+shorter, nothing padded), ``N`` in column tiles of ``cols`` taken in groups of
+``psum_tiles``, ``K`` in folds of ``rows`` (the last fold's weight rows padded with
+code 0). For each row tile and group, fold after fold, each column tile of the group
+runs one ``COMPUTE`` of ``k`` = the tile's rows in its own partial-sum region
+(``SET_PSUM``), every fold after the first with ``accumulate`` (the partial sums
+continue in the on-chip buffer in golden ``k`` order), the last with ``last`` and
+followed by ``DRAIN k``; each activation slot so serves the whole group. Slots are
+the same least-recently-used caches.
 
 Rows and columns beyond ``M`` / ``N`` are padded (activation 0, code 0) and their
 results dropped. The accelerator's hazard checks make the stream's sequential
@@ -34,7 +46,7 @@ import numpy as np
 from ..formats import parse_format
 
 __all__ = ["AcceleratorDriver", "Backend", "Program", "RunResult", "RequantParams",
-           "GemmResult", "Command", "plan_gemm", "column_map"]
+           "GemmResult", "Command", "plan_gemm", "ws_row_tiles", "column_map"]
 
 
 @dataclass
@@ -136,7 +148,7 @@ class Command:
         ``LOAD_ACT``, ``LOAD_WEIGHT``, ``SET_REQUANT``, ``COMPUTE`` or ``DRAIN``.
     fields : dict
         Argument fields (``k``, ``act_slot``, ``weight_slot``, ``bank``, ``last``,
-        ``requant``, ``relu``).
+        ``requant``, ``relu``, ``accumulate``, ``psum_tile``).
     tile : tuple
         What it carries or computes: ``(row_tile, chunk)`` for ``LOAD_ACT``,
         ``(col_tile, chunk)`` for ``LOAD_WEIGHT``, ``(col_tile,)`` for ``SET_REQUANT``,
@@ -217,6 +229,8 @@ def plan_gemm(meta: dict, M: int, K: int, N: int, requant: bool = False) -> list
         raise ValueError(f"K={K} exceeds k_total_max={meta['k_total_max']}, the longest "
                          "dot product the accelerator's accumulator bound covers; build "
                          "the accelerator with a larger k_total_max")
+    if meta.get("dataflow", "os") == "ws":
+        return _plan_gemm_ws(meta, M, K, N, requant)
     R, C, KM = meta["rows"], meta["cols"], meta["k_max"]
     timing = meta["timing"]
     chunks = [(k0, min(K, k0 + KM)) for k0 in range(0, K, KM)]
@@ -285,6 +299,84 @@ def plan_gemm(meta: dict, M: int, K: int, N: int, requant: bool = False) -> list
         plan.append(Command("COMPUTE", compute_fields[i], (t, n, c)))
         if c == kc - 1:
             plan.append(Command("DRAIN", {}, (t, n), R * timing["words_per_row"]))
+    return plan
+
+
+def ws_row_tiles(meta: dict, M: int) -> list:
+    """WS: the ``(m0, m1)`` row ranges of ``M``, ``k_max`` rows each (the last one shorter)."""
+    KM = meta["k_max"]
+    return [(m0, min(M, m0 + KM)) for m0 in range(0, M, KM)]
+
+
+def _plan_gemm_ws(meta: dict, M: int, K: int, N: int, requant: bool) -> list:
+    """Weight-stationary plan (module docstring).
+
+    Order: row tile, group of ``psum_tiles`` column tiles, ``K`` fold, column tile of
+    the group. A fold ``f`` of column tile ``n`` holds ``W[f rows .. (f + 1) rows,
+    n cols ..]`` in the PEs; the row tile's activations stream through it, one
+    ``COMPUTE`` of ``k`` steps (its row count) into the group member's partial-sum
+    region (``SET_PSUM`` when it changes); folds after the first accumulate, the last
+    one sends the rows to the output FIFO (``DRAIN k`` right behind it). An activation
+    slot so serves every column tile of the group.
+    """
+    R, C = meta["rows"], meta["cols"]
+    timing = meta["timing"]
+    G = meta.get("psum_tiles", 1)
+    row_tiles = ws_row_tiles(meta, M)
+    kf, tn = -(-K // R), -(-N // C)
+    ops = [(t, n, f) for t in range(len(row_tiles)) for g0 in range(0, tn, G)
+           for f in range(kf) for n in range(g0, min(g0 + G, tn))]
+    caches = {"act": _SlotCache(meta["act_slots"]),
+              "weight": _SlotCache(meta["weight_slots"]),
+              "bank": _SlotCache(meta["requant_banks"])}
+    loads_at = [[] for _ in ops]
+    compute_fields = []
+    for i, (t, n, f) in enumerate(ops):
+        rows_t = row_tiles[t][1] - row_tiles[t][0]
+        last = f == kf - 1
+        needs = [("act", (t, f)), ("weight", (n, f))]
+        if requant and last:
+            needs.append(("bank", (n,)))
+        slots = {}
+        for kind, key in needs:
+            slot, loaded, victim_last = caches[kind].use(key, i)
+            slots[kind] = slot
+            if not loaded:
+                continue
+            position = 0 if victim_last is None else victim_last + 2
+            if kind in ("weight", "bank"):
+                # One fold of the group ahead is early enough; earlier only competes
+                # for din.
+                position = max(position, i - G)
+            position = min(position, i)
+            if kind == "act":
+                cmd = Command("LOAD_ACT", {"k": rows_t, "act_slot": slot}, key,
+                              rows_t * timing["act_words_per_step"])
+            elif kind == "weight":
+                cmd = Command("LOAD_WEIGHT", {"k": R, "weight_slot": slot}, key,
+                              R * timing["weight_words_per_step"])
+            else:
+                cmd = Command("SET_REQUANT", {"bank": slot}, key,
+                              C * timing["requant_words_per_column"])
+            loads_at[position].append((i, cmd))
+        compute_fields.append({"k": rows_t, "act_slot": slots["act"],
+                               "weight_slot": slots["weight"], "last": int(last),
+                               "requant": int(requant and last),
+                               "bank": slots.get("bank", 0), "accumulate": int(f > 0)})
+    plan = []
+    # With one region nothing selects it; with several the first COMPUTE gets a
+    # SET_PSUM too (the region a previous program left is unknown).
+    region = 0 if G == 1 else None
+    for i, (t, n, f) in enumerate(ops):
+        plan += [cmd for _, cmd in sorted(loads_at[i], key=lambda item: item[0])]
+        if n % G != region:
+            region = n % G
+            plan.append(Command("SET_PSUM", {"psum_tile": region}, (t, n)))
+        plan.append(Command("COMPUTE", compute_fields[i], (t, n, f)))
+        if f == kf - 1:
+            rows_t = compute_fields[i]["k"]
+            plan.append(Command("DRAIN", {"k": rows_t}, (t, n),
+                                rows_t * timing["words_per_row"]))
     return plan
 
 
@@ -378,6 +470,7 @@ class AcceleratorDriver:
         self._opcode_bits = self._commands["opcode_field"][1]
         self._buffers = meta["buffers"]
         self._timing = meta["timing"]
+        self.dataflow = meta.get("dataflow", "os")
 
     @property
     def metadata(self) -> dict:
@@ -394,10 +487,17 @@ class AcceleratorDriver:
                   "weight_slot": (0, self._meta["weight_slots"] - 1),
                   "bank": (0, self._meta["requant_banks"] - 1), "last": (0, 1),
                   "requant": (0, 1), "relu": (0, 1)}
+        ws = self.dataflow == "ws"
+        limits["accumulate"] = (0, 1)
+        limits["psum_tile"] = (0, self._meta.get("psum_tiles", 1) - 1)
+        if name == "SET_PSUM" and not ws:
+            raise ValueError("command 'SET_PSUM': only a weight-stationary accelerator "
+                             "has a partial-sum buffer")
         allowed = {"NOP": (), "LOAD_ACT": ("k", "act_slot"),
                    "LOAD_WEIGHT": ("k", "weight_slot"), "SET_REQUANT": ("bank", "relu"),
-                   "COMPUTE": ("k", "act_slot", "weight_slot", "last", "requant", "bank"),
-                   "DRAIN": ()}[name]
+                   "COMPUTE": ("k", "act_slot", "weight_slot", "last", "requant", "bank")
+                   + (("accumulate",) if ws else ()),
+                   "DRAIN": ("k",) if ws else (), "SET_PSUM": ("psum_tile",)}[name]
         arg = 0
         for key, value in fields.items():
             if key not in allowed:
@@ -578,7 +678,42 @@ class AcceleratorDriver:
                                               check_bound)
         return self._program(acts, codes, params)
 
+    def _program_ws(self, acts, codes, params) -> Program:
+        (M, K), N = acts.shape, codes.shape[1]
+        R, C = self.rows, self.cols
+        kf, tn = -(-K // R), -(-N // C)
+        a_pad = np.zeros((M, kf * R), np.int64)
+        a_pad[:, :K] = acts
+        w_pad = np.zeros((kf * R, tn * C), np.int64)
+        w_pad[:K, :N] = codes
+        row_tiles = ws_row_tiles(self._meta, M)
+        prog = Program()
+        for cmd in plan_gemm(self._meta, M, K, N, requant=params is not None):
+            fields = cmd.fields
+            if cmd.name == "SET_REQUANT":
+                fields = {**fields, "relu": int(params[3])}
+            prog.commands.append(self.command(cmd.name, **fields))
+            if cmd.name == "LOAD_ACT":
+                t, f = cmd.tile
+                m0, m1 = row_tiles[t]
+                prog.data += self._pack(a_pad[m0:m1, f * R:(f + 1) * R],
+                                        self.act_format.bits,
+                                        self._buffers["act"]["per_word"])
+            elif cmd.name == "LOAD_WEIGHT":
+                n, f = cmd.tile
+                prog.data += self._pack(w_pad[f * R:(f + 1) * R, n * C:(n + 1) * C],
+                                        self._buffers["weight"]["lane_bits"],
+                                        self._buffers["weight"]["per_word"])
+            elif cmd.name == "SET_REQUANT":
+                prog.data += self._requant_words(params, cmd.tile[0], N)
+            elif cmd.name == "DRAIN":
+                prog.outputs += cmd.words
+                prog.tiles.append(cmd.tile)
+        return prog
+
     def _program(self, acts, codes, params) -> Program:
+        if self.dataflow == "ws":
+            return self._program_ws(acts, codes, params)
         (M, K), N = acts.shape, codes.shape[1]
         R, C = self.rows, self.cols
         tm, tn = -(-M // R), -(-N // C)
@@ -632,22 +767,31 @@ class AcceleratorDriver:
         ``tiles`` the program's :attr:`Program.tiles` (default: row tile outer).
         """
         R, C = self.rows, self.cols
-        tm, tn = -(-M // R), -(-N // C)
+        tn = -(-N // C)
+        # Row ranges of the row tiles: rows each (OS, padded), k_max each (WS).
+        if self.dataflow == "ws":
+            row_tiles = ws_row_tiles(self._meta, M)
+        else:
+            row_tiles = [(m0, m0 + R) for m0 in range(0, M, R)]
+        tm = len(row_tiles)
         if tiles is None:
             tiles = [(t, n) for t in range(tm) for n in range(tn)]
         per_row = self._timing["words_per_row"]
         lanes, lane_bits = self._meta["dout_lanes"], self._meta["lane_bits"]
-        expected = tm * tn * R * per_row
+        expected = tn * sum(m1 - m0 for m0, m1 in row_tiles) * per_row
         if len(words) != expected:
             raise ValueError(f"decode: {len(words)} words for a {M} x {N} result; expected "
                              f"{expected}")
         mask = (1 << lane_bits) - 1
         flat = [(int(w) >> (lane_bits * lane)) & mask for w in words
                 for lane in range(lanes)]
-        blocks = np.array(flat, dtype=np.int64).reshape(-1, R, per_row * lanes)[..., :C]
-        raw = np.zeros((tm * R, tn * C), dtype=np.int64)
-        for (t, n), block in zip(tiles, blocks):
-            raw[t * R:(t + 1) * R, n * C:(n + 1) * C] = block
+        rows = np.array(flat, dtype=np.int64).reshape(-1, per_row * lanes)[:, :C]
+        raw = np.zeros((row_tiles[-1][1], tn * C), dtype=np.int64)
+        at = 0
+        for t, n in tiles:
+            m0, m1 = row_tiles[t]
+            raw[m0:m1, n * C:(n + 1) * C] = rows[at:at + m1 - m0]
+            at += m1 - m0
         if requant:
             Z = self.out_format.bits
             values = raw & ((1 << Z) - 1)
@@ -698,5 +842,5 @@ class AcceleratorDriver:
         if mapping is not None:
             values = mapping.unpack(values)
             flags = None if flags is None else mapping.unpack(flags)
-        tiles = -(-M // self.rows) * -(-N // self.cols)
+        tiles = len(prog.tiles)
         return GemmResult(values, flags, int(result.cycles), tiles)
