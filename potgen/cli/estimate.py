@@ -6,6 +6,8 @@
     potgen estimate --designs pot4,int8-lut --acc-bits 32 --json est.json
     potgen estimate --formats apot5 --act int6,uint8 --device 25k --speed 8
     potgen estimate --compare synth/pe_comparison/results.json
+    potgen estimate --kind array --rows 32 --cols 32 --weight pot4 --act uint4 --dataflow ws
+    potgen estimate --compare synth/arrays/array_8x8_os.json
 
 The design selection options are those of ``potgen synth`` and the table, JSON and
 CSV have the same columns and keys (DESIGN.md section 6), so an estimate and a
@@ -13,6 +15,10 @@ synthesis run compare key by key. The numbers come from the calibrated analytic 
 of :mod:`potgen.flow.estimate` (no tool runs); ``--compare FILE`` estimates every
 design of a ``potgen synth --json`` / ``potgen sweep`` result file and prints the
 estimate beside the synthesized figures, with the relative errors.
+
+``--kind array`` estimates whole systolic arrays (:mod:`potgen.flow.estimate_array`:
+the PE model scaled to the array with calibrated coefficients, flip-flops counted
+from the array's structure) and says whether each fits the device.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from ..flow import designs as _designs
 from ..flow import summary
 from ..flow.devices import DEVICES
 from ..flow.estimate import estimate, extrapolation, load_model
-from .synth import add_design_options, specs_from_args
+from ..flow.estimate_array import estimate_array
+from .synth import add_design_options, add_ratios, specs_from_args
 
 
 def register(subparsers) -> None:
@@ -59,6 +66,33 @@ def register(subparsers) -> None:
 
 def _selection_given(args) -> bool:
     return any(getattr(args, name) for name in ("designs", "formats", "act", "acc_bits"))
+
+
+def _estimate_spec(spec, *, device, package, speed) -> dict:
+    """The estimate of a DesignSpec: the PE model, or the array model for an array."""
+    if spec.kind == "array":
+        acc = None if spec.acc_bits == "auto" else spec.acc_bits
+        return estimate_array(spec.rows, spec.cols, spec.name, spec.act,
+                              dataflow=spec.dataflow, acc_bits=acc, k=spec.k,
+                              device=device, speed=speed, package=package)
+    return estimate(spec, device=device, package=package, speed=speed)
+
+
+def _estimate_report(report, args) -> dict:
+    """The estimate of what a synthesis report describes."""
+    design = report.get("design") or {}
+    device = report.get("device") or args.device
+    speed = report.get("speed") or args.speed
+    if design.get("kind") == "array":
+        try:
+            return estimate_array(int(design["rows"]), int(design["cols"]),
+                                  design["name"], design["act"],
+                                  dataflow=design.get("dataflow") or "os",
+                                  acc_bits=int(design["acc_bits"]), device=device,
+                                  speed=speed, package=report.get("package"))
+        except (KeyError, TypeError):
+            raise ValueError("not an array report potgen synth wrote") from None
+    return estimate(design, device=device, package=report.get("package"), speed=speed)
 
 
 def _load_reports(path) -> list:
@@ -137,9 +171,7 @@ def run(args) -> int:
         for r in _load_reports(args.compare):
             design = r.get("design") or {}
             try:
-                reports.append(estimate(design, device=r.get("device") or args.device,
-                                        package=r.get("package"),
-                                        speed=r.get("speed") or args.speed))
+                reports.append(_estimate_report(r, args))
             except ValueError:
                 # Not a design the estimate models (an array, a packed unit, ...).
                 notes.append(f"skipped {design.get('label') or design.get('name') or '?'}"
@@ -150,12 +182,18 @@ def run(args) -> int:
         if not reports:
             raise ValueError(f"--compare {args.compare}: no report of a design the "
                              "estimate models (MAC PEs, product units, accumulators, "
-                             "adder trees)")
+                             "adder trees, systolic arrays)")
     else:
         specs = specs_from_args(args)
-        reports = [estimate(spec, device=args.device, package=args.package,
-                            speed=args.speed) for spec in specs]
-        for spec in specs:
+        reports = [_estimate_spec(spec, device=args.device, package=args.package,
+                                  speed=args.speed) for spec in specs]
+        for spec, report in zip(specs, reports):
+            if spec.kind == "array":
+                if not report["fits"]:
+                    notes.append(f"{spec.label} x {spec.act}: does not fit the "
+                                 f"{report['device']} (fullest resource at "
+                                 f"{100 * report['utilization_max']:.0f}%)")
+                spec = spec.with_(kind="mac", rows=None, cols=None, dataflow="os")
             outside = extrapolation(spec)
             if outside:
                 notes.append(f"{spec.label} x {spec.act}: outside the fit data, "
@@ -163,7 +201,7 @@ def run(args) -> int:
     wall = time.monotonic() - start
     reference = None if args.reference.lower() == "none" else \
         _designs.DesignSpec(args.reference).name
-    summary.add_ratios(reports, reference)
+    add_ratios(reports, reference)
 
     summary.write_reports(reports, json_path=args.json, csv_path=args.csv,
                           markdown_path=args.markdown)

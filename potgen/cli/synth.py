@@ -6,6 +6,8 @@
     potgen synth --designs pot4,int8-lut --acc-bits 32
     potgen synth --formats apot4,int4 --act uint4,uint8 --json pe.json --csv pe.csv
     potgen synth --designs pot4 --sign both        # fold vs negate of the sign
+    potgen synth --kind array --rows 8 --cols 8 --weight pot4 --act uint8 --json a.json
+    potgen synth --kind array --rows 16 --cols 16 --weight pot4,int8-dsp --dataflow os,ws
 
 Without selection options it runs :data:`potgen.flow.designs.DEFAULT_PE_FAMILY`: MAC
 PEs with uint8 activations and the datatype-bound accumulator for K = 64, for int8
@@ -15,6 +17,13 @@ inside a timing harness (:mod:`potgen.flow.synth`); runs go in parallel and are
 cached. The table gives each design's comb cells, LUT4, CCU2C, FF, MULT18X18D and
 Fmax, and its area and Fmax relative to the int8 LUT-multiplier PE (``--reference``)
 synthesized with the same activation and accumulator choice.
+
+``--kind array`` synthesizes whole ``--rows x --cols`` systolic arrays of the PE
+(:class:`~potgen.hw.array.SystolicArray`, ``--dataflow os`` and/or ``ws``) inside the
+same timing harness, so the Fmax is register to register; ``--weight`` names the PE
+as ``--designs`` does. Array ratios are taken against the reference design at the
+same size and dataflow (``--reference int8-dsp`` for the DSP array). Arrays run one at
+a time: a large one takes the whole machine (:func:`potgen.flow.designs.synthesize_specs`).
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ import time
 from ..flow import designs as _designs
 from ..flow import summary
 from ..flow.devices import DEVICES
-from ..flow.synth import DEFAULT_FREQ_MHZ, flow_options, synthesize_many
+from ..flow.synth import DEFAULT_FREQ_MHZ, flow_options
 
 
 def _split(values):
@@ -46,7 +55,7 @@ def _split(values):
 
 def add_design_options(group, *, verb: str) -> None:
     """The design-selection options shared by ``potgen synth`` and ``potgen estimate``."""
-    group.add_argument("--designs", action="append", metavar="LIST",
+    group.add_argument("--designs", "--weight", action="append", metavar="LIST",
                        help="comma-separated design names: a weight format, with -dsp or "
                             "-lut for a multiplier (int8-dsp, int8-lut, pot4, apot4, "
                             "pot4-lut, upot:{0,1,4,8}+{0,2})")
@@ -75,6 +84,13 @@ def add_design_options(group, *, verb: str) -> None:
     group.add_argument("--reference", default=_designs.REFERENCE_DESIGN, metavar="NAME",
                        help="design the ratios are relative to (default "
                             f"{_designs.REFERENCE_DESIGN}; 'none' for no ratios)")
+    group.add_argument("--rows", type=int, metavar="R",
+                       help="--kind array: array rows (1..256)")
+    group.add_argument("--cols", type=int, metavar="C",
+                       help="--kind array: array columns (1..256)")
+    group.add_argument("--dataflow", action="append", metavar="LIST",
+                       help="--kind array: comma-separated dataflows, os and/or ws "
+                            "(default os)")
 
 
 def register(subparsers) -> None:
@@ -135,22 +151,58 @@ def specs_from_args(args) -> list:
     if args.pipeline < 0:
         raise ValueError(f"--pipeline {args.pipeline}: register stages must be >= 0")
     signs = ["fold", "negate"] if args.sign == "both" else [args.sign]
+    array = _array_options(args)
     specs, seen = [], set()
     for act in _acts(args.act):
         for acc in accs:
             for name in names:
                 for sign in signs:
-                    spec = _designs.DesignSpec(name, act=act, kind=args.kind,
-                                               acc_bits=acc, k=args.k,
-                                               overflow=args.overflow,
-                                               pipeline=args.pipeline, sign=sign)
-                    # The label ignores the sign where there is none to place, so
-                    # --sign both runs multipliers and unsigned formats once.
-                    key = (spec.label, spec.act, spec.acc_bits)
-                    if key not in seen:
-                        seen.add(key)
-                        specs.append(spec)
+                    for shape in array:
+                        spec = _designs.DesignSpec(name, act=act, kind=args.kind,
+                                                   acc_bits=acc, k=args.k,
+                                                   overflow=args.overflow,
+                                                   pipeline=args.pipeline, sign=sign,
+                                                   **shape)
+                        # The label ignores the sign where there is none to place,
+                        # so --sign both runs multipliers and unsigned formats once.
+                        key = (spec.label, spec.act, spec.acc_bits)
+                        if key not in seen:
+                            seen.add(key)
+                            specs.append(spec)
     return specs
+
+
+def _array_options(args) -> list:
+    """``DesignSpec`` keyword sets of the array options (``[{}]`` for a PE kind)."""
+    rows, cols = getattr(args, "rows", None), getattr(args, "cols", None)
+    dataflows = _split(getattr(args, "dataflow", None))
+    if args.kind != "array":
+        given = [f"--{name}" for name, v in (("rows", rows), ("cols", cols),
+                                             ("dataflow", dataflows)) if v]
+        if given:
+            raise ValueError(f"{', '.join(given)}: only with --kind array (--kind is "
+                             f"{args.kind})")
+        return [{}]
+    missing = [f"--{name}" for name, v in (("rows", rows), ("cols", cols)) if v is None]
+    if missing:
+        raise ValueError(f"--kind array needs {' and '.join(missing)} (the array size, "
+                         "1..256 each)")
+    for flow in dataflows:
+        if flow not in _designs.ARRAY_DATAFLOWS:
+            raise ValueError(f"--dataflow {flow}: allowed: "
+                             f"{', '.join(_designs.ARRAY_DATAFLOWS)}")
+    return [{"rows": rows, "cols": cols, "dataflow": flow}
+            for flow in dict.fromkeys(dataflows or ["os"])]
+
+
+def add_ratios(reports, reference) -> None:
+    """Ratios to ``reference``; arrays only against the reference of their own size."""
+    groups = {}
+    for r in reports:
+        d = r.get("design", {})
+        groups.setdefault((d.get("rows"), d.get("cols"), d.get("dataflow")), []).append(r)
+    for group in groups.values():
+        summary.add_ratios(group, reference)
 
 
 def run(args) -> int:
@@ -160,18 +212,16 @@ def run(args) -> int:
     flow_options(**options)  # every bad option is reported before anything runs
     if args.jobs is not None and args.jobs < 1:
         raise ValueError(f"--jobs {args.jobs}: must be >= 1")
-    components = [spec.build() for spec in specs]
-    designs = [spec.design(c) for spec, c in zip(specs, components)]
     reference = None if args.reference.lower() == "none" else \
         _designs.DesignSpec(args.reference).name
 
     start = time.monotonic()
-    reports = synthesize_many(components, designs=designs, jobs=args.jobs,
-                              progress=None if not args.quiet else False,
-                              build_dir=args.build_dir, cache=not args.no_cache,
-                              **options)
+    reports = _designs.synthesize_specs(specs, jobs=args.jobs,
+                                        progress=None if not args.quiet else False,
+                                        build_dir=args.build_dir,
+                                        cache=not args.no_cache, **options)
     wall = time.monotonic() - start
-    summary.add_ratios(reports, reference)
+    add_ratios(reports, reference)
 
     summary.write_reports(reports, json_path=args.json, csv_path=args.csv,
                           markdown_path=args.markdown)
