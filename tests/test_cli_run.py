@@ -87,6 +87,15 @@ def test_digits_cnn_convolution_runs_as_im2col_gemm(tmp_path):
     assert [layer["shape"] for layer in out["layers"]] == [[36, 10, 8], [1, 289, 10]]
 
 
+@pytest.mark.parametrize("argv", [["--weight", "msq:0.5"], ["--dataflow", "ws"]])
+def test_digits_msq_columns_and_weight_stationary(tmp_path, argv):
+    rc = main(["run", "digits", "--rows", "2", "--cols", "2", "--backend", "amaranth",
+               "--samples", "2", "--json", str(tmp_path / "o.json")] + argv)
+    assert rc == 0
+    out = json.loads((tmp_path / "o.json").read_text())
+    assert out["bit_exact"] is True and out["accuracy"] == out["golden_accuracy"]
+
+
 def test_digits_bad_samples(capsys):
     assert main(["run", "digits", "--samples", "0", "--backend", "amaranth"]) == 2
     assert "--samples 0" in capsys.readouterr().err

@@ -108,10 +108,27 @@ def _acc_bits(spec: str, act_fmt, weight_fmt, levels) -> int:
     return bounds.compute(spec, act_fmt, weight_fmt, k=levels.shape[0], weights=levels).bits
 
 
-def _accelerator(rows, cols, weight, act, *, dataflow, acc_bits, k, out_fmt="uint8"):
+#: Deepest operand buffer slot ``potgen run`` builds; longer ``K`` streams in chunks.
+MAX_SLOT_DEPTH = 256
+
+
+def _accelerator(rows, cols, weight, act, *, dataflow, acc_bits, m, k, out_fmt="uint8"):
+    """The accelerator ``potgen run`` builds for GEMMs up to ``m x k``.
+
+    Output-stationary: slots of ``min(K, 256)`` steps (``K`` beyond that streams in
+    chunks), eight activation slots on 16 rows and more so that ``din`` keeps up.
+    Weight-stationary: a slot holds ``min(M, 256)`` activation rows (at least ``rows``,
+    the preload), four partial-sum tiles and a ``dout`` word per result row, the
+    settings of docs/accelerator.md's WS figures.
+    """
     from ..hw.accelerator import Accelerator
-    return Accelerator(rows, cols, weight, act, dataflow=dataflow, acc_bits=acc_bits,
-                       k_max=k, out_fmt=out_fmt)
+    params = dict(dataflow=dataflow, acc_bits=acc_bits, out_fmt=out_fmt, k_total_max=k)
+    if dataflow == "os":
+        params.update(k_max=min(k, MAX_SLOT_DEPTH), act_slots=8 if rows >= 16 else 4)
+    else:
+        params.update(k_max=max(rows, min(m, MAX_SLOT_DEPTH)), psum_tiles=4,
+                      dout_lanes=cols)
+    return Accelerator(rows, cols, weight, act, **params)
 
 
 def _check_backend(args) -> None:
@@ -163,7 +180,7 @@ def run_gemm(acts, codes, weight, act, *, rows=8, cols=8, dataflow="os",
     M, K = acts.shape
     N = codes.shape[1]
     accelerator = _accelerator(rows, cols, weight_fmt, act_fmt, dataflow=dataflow,
-                               acc_bits=bits, k=K)
+                               acc_bits=bits, m=M, k=K)
     from ..runtime import AcceleratorDriver
     driver = AcceleratorDriver(accelerator, _backend(opts, accelerator))
     start = time.perf_counter()
@@ -182,6 +199,30 @@ def run_gemm(acts, codes, weight, act, *, rows=8, cols=8, dataflow="os",
         "seconds": round(seconds, 3),
     }
     return result.acc, stats
+
+
+def _column_formats(weight, q, cols: int):
+    """The accelerator's weight format: one format, or MSQ's columns (uniform ones first).
+
+    MSQ gives ``round(F * cols)`` columns to the SP2 format, at least one of each format
+    a layer uses, and the driver places each layer's channels onto the columns of their
+    format (:func:`potgen.runtime.driver.column_map`).
+    """
+    from ..networks.quantized import parse_layer_format
+    kind, value = parse_layer_format(weight)
+    if kind == "uniform":
+        return value
+    fraction, uniform, sp2 = value
+    used = {f for layer in q.layers for f in layer.formats}
+    if len(used) == 2 and cols < 2:
+        raise ValueError(f"--weight {weight}: an MSQ array needs at least 2 columns "
+                         "(one per format)")
+    n_sp2 = round(fraction * cols)
+    if sp2 in used:
+        n_sp2 = max(n_sp2, 1)
+    if uniform in used:
+        n_sp2 = min(n_sp2, cols - 1)
+    return [uniform] * (cols - n_sp2) + [sp2] * n_sp2
 
 
 class _Options:
@@ -206,15 +247,11 @@ def run_digits(weight="pot4", act="uint8", *, rows=8, cols=8, dataflow="os",
                 or not 1 <= samples <= len(y):
             raise ValueError(f"--samples {samples!r}: must be 1..{len(y)}")
         x, y = x[:samples], y[:samples]
-    formats = q.layers[0].formats
-    weight_fmt = formats[0] if all(f == formats[0] for f in formats) else list(formats)
-    for layer in q.layers[1:]:
-        if layer.uniform_format is None or layer.uniform_format != q.layers[0].uniform_format:
-            raise ValueError(f"--weight {weight}: every layer must use one format on one "
-                             "accelerator")
+    weight_fmt = _column_formats(weight, q, cols)
     k = max(layer.k for layer in q.layers)
+    m = max(layer.gemm_shape(len(y))[0] for layer in q.layers)
     accelerator = _accelerator(rows, cols, weight_fmt, q.act_format, dataflow=dataflow,
-                               acc_bits=q.acc_bits, k=k, out_fmt=q.act_format)
+                               acc_bits=q.acc_bits, m=m, k=k, out_fmt=q.act_format)
     driver = AcceleratorDriver(accelerator, _backend(opts, accelerator))
 
     layers = []
@@ -225,7 +262,8 @@ def run_digits(weight="pot4", act="uint8", *, rows=8, cols=8, dataflow="os",
         nonlocal exact
         requant = None if layer.is_last else RequantParams(
             multiplier=layer.multiplier, shift=layer.shift, zero_point=0, relu=layer.relu)
-        result = driver.gemm(acts, layer.codes, requant)
+        result = driver.gemm(acts, layer.codes, requant,
+                             channel_formats=None if layer.uniform_format else layer.formats)
         expected = q.golden_layer(acts, layer, index)
         same = bool(np.array_equal(result.acc, expected))
         exact = exact and same
