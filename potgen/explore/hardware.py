@@ -301,16 +301,19 @@ def schedule_cycles(config: ArrayConfig, M: int, K: int, N: int, weight: str, ac
 
     :mod:`potgen.runtime.cycles` replays the driver's command plan through the
     accelerator's timing rules (equal to the simulated ``cycles`` counter). It covers
-    the accelerator potgen builds: output-stationary with concurrent engines
-    (``config.timing == "overlapped"``). Returns ``None`` elsewhere (weight-stationary,
-    other timings, or no such module), where :func:`~potgen.explore.cost.gemm_cost`'s
-    analytic figure stands.
+    the accelerator potgen builds, output- and weight-stationary (the latter with its
+    default single partial-sum tile), with concurrent engines
+    (``config.timing == "overlapped"``). Returns ``None`` elsewhere (other timings, a
+    weight-stationary slot shallower than the array's rows, or no such module), where
+    :func:`~potgen.explore.cost.gemm_cost`'s analytic figure stands.
     """
     module = _cycles_module()
-    if module is None or config.dataflow != "os" or config.timing != "overlapped" \
-            or not hasattr(module, "model_metadata"):
+    if module is None or config.timing != "overlapped" \
+            or not hasattr(module, "model_metadata") \
+            or (config.dataflow == "ws" and config.k_max < config.rows):
         return None
     meta = module.model_metadata(config.rows, config.cols, weight, act,
+                                 dataflow=config.dataflow,
                                  k_max=config.k_max, k_total_max=max(K, config.k_max),
                                  pipeline=config.pipeline, act_slots=config.act_slots,
                                  weight_slots=config.weight_slots,
