@@ -64,6 +64,7 @@ __all__ = [
     "cpp_name",
     "harness_source",
     "port_header",
+    "stop",
 ]
 
 #: Bumped whenever the build recipe changes meaning (invalidates cached executables).
@@ -330,6 +331,20 @@ def build(verilog: str, top: str, main: str, *, headers=None, opt: str = DEFAULT
         (folder / _STAMP).write_text(json.dumps({"top": top, "opt": opt,
                                                  "seconds": round(seconds, 2)}, indent=1))
     return HarnessBuild(executable, folder, top, False, seconds)
+
+
+def stop(process) -> None:
+    """End a harness process started with pipes: close its input (the harness exits at
+    end of input), wait up to 10 s, kill it otherwise, and close its output pipes."""
+    try:
+        process.stdin.close()
+        process.wait(timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        process.kill()
+        process.wait()
+    finally:
+        process.stdout.close()
+        process.stderr.close()
 
 
 def _check_ports(model_header: Path, headers: dict, log) -> None:

@@ -246,17 +246,8 @@ class VerilatorUartTransport(Transport):
     def close(self) -> None:
         """Stop the simulation process."""
         process, self._process = getattr(self, "_process", None), None
-        if process is None:
-            return
-        try:
-            process.stdin.close()
-            process.wait(timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            process.kill()
-            process.wait()
-        finally:
-            process.stdout.close()
-            process.stderr.close()
+        if process is not None:
+            harness.stop(process)
 
     def __enter__(self):
         return self

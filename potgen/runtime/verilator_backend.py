@@ -201,15 +201,7 @@ class VerilatorBackend(Backend):
         # getattr: __del__ also runs on an instance whose __init__ failed.
         process, self._process = getattr(self, "_process", None), None
         if process is not None:
-            try:
-                process.stdin.close()
-                process.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                process.kill()
-                process.wait()
-            finally:
-                process.stdout.close()
-                process.stderr.close()
+            harness.stop(process)
 
     def __enter__(self):
         return self
